@@ -1,0 +1,3 @@
+from tickstock.cli.main import main
+
+main()

@@ -1,0 +1,106 @@
+"""Relative volume: a bar's volume over the average volume of comparable earlier bars.
+
+- Without a ``session`` input (daily and longer bars): the average of the previous ``period``
+  bars, ``volume[t] / SMA(volume, period)[t-1]``.
+- With ``session`` (intraday): the average of the bars at the same time of day in the
+  previous ``period`` sessions that have one; "time of day" is the offset from the session
+  start, ``ts - session``, so DST and early closes need no special case. A minute bar at
+  10:05 compares with the 10:05 bars of the last 20 sessions.
+
+The average is TA-Lib's SMA (``talib.stream.SMA`` per time-of-day slot when incremental), so
+both engines give the same number. The ratio is NaN while fewer than ``period`` comparable
+bars exist and when their average is 0 (an index without volume).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import talib
+
+from tickstock.analysis.bars import SESSION, TS, VOLUME, FloatArray
+from tickstock.analysis.kernels.common import prev, safe_ratio, safe_ratio1
+from tickstock.analysis.kernels.talib_kernel import TalibCell
+from tickstock.analysis.spec import Columns, Row
+
+
+def _ratio_to_previous_average(volume: FloatArray, period: int) -> FloatArray:
+    return safe_ratio(volume, prev(talib.SMA(volume, period)))
+
+
+@dataclass(frozen=True)
+class RelativeVolumeKernel:
+    period: int
+
+    def batch(self, cols: Columns) -> tuple[FloatArray, ...]:
+        volume = np.asarray(cols[VOLUME], dtype=np.float64)
+        session = cols.get(SESSION)
+        if session is None:
+            return (_ratio_to_previous_average(volume, self.period),)
+        slot = np.asarray(cols[TS], dtype=np.int64) - np.asarray(session, dtype=np.int64)
+        order = np.argsort(slot, kind="stable")
+        sorted_slots = slot[order]
+        bounds = np.flatnonzero(sorted_slots[1:] != sorted_slots[:-1]) + 1
+        out = np.empty(volume.shape[0], dtype=np.float64)
+        for idx in np.split(order, bounds):
+            out[idx] = _ratio_to_previous_average(volume[idx], self.period)
+        return (out,)
+
+    def stream(self) -> RelativeVolumeStream:
+        return RelativeVolumeStream(self.period)
+
+
+class _Slot:
+    """The SMA of one time-of-day slot and its value after the last committed bar."""
+
+    __slots__ = ("average", "cell")
+
+    def __init__(self, period: int) -> None:
+        self.cell = TalibCell("SMA", {"timeperiod": period})
+        self.average = math.nan
+
+
+class RelativeVolumeStream:
+    __slots__ = ("_period", "_slots")
+
+    def __init__(self, period: int) -> None:
+        self._period = period
+        self._slots: dict[int, _Slot] = {}
+
+    @staticmethod
+    def _key(row: Row) -> int:
+        session = row.get(SESSION)
+        return 0 if session is None else int(row[TS]) - int(session)
+
+    def warm_up(self, history: Columns) -> None:
+        self._slots = {}
+        volume = np.asarray(history[VOLUME], dtype=np.float64)
+        session = history.get(SESSION)
+        if session is None:
+            keys = np.zeros(volume.shape[0], dtype=np.int64)
+        else:
+            keys = np.asarray(history[TS], dtype=np.int64) - np.asarray(session, dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        bounds = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+        for idx in np.split(order, bounds) if order.shape[0] else []:
+            slot = _Slot(self._period)
+            slot.cell.warm_up([volume[idx]])
+            slot.average = float(talib.SMA(volume[idx], self._period)[-1])
+            self._slots[int(keys[idx[0]])] = slot
+
+    def update(self, row: Row) -> tuple[float, ...]:
+        key = self._key(row)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot(self._period)
+        volume = row[VOLUME]
+        out = safe_ratio1(volume, slot.average)
+        slot.average = slot.cell.update(volume)[0]
+        return (out,)
+
+    def peek(self, row: Row) -> tuple[float, ...]:
+        slot = self._slots.get(self._key(row))
+        return (math.nan if slot is None else safe_ratio1(row[VOLUME], slot.average),)

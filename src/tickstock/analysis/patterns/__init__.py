@@ -1,0 +1,1 @@
+"""Pattern specs and detection: TA-Lib candlesticks, chart/signal patterns, confidence."""

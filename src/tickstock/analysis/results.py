@@ -1,0 +1,158 @@
+"""What the engines return: columns for a history (batch), one row for a bar (incremental)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from tickstock.analysis.bars import Bars, FloatArray, IntArray, ns_to_datetime
+from tickstock.analysis.patterns.found import Found
+from tickstock.analysis.patterns.scoring import Scores
+
+DIRECTIONS = {1: "bullish", -1: "bearish", 0: "neutral"}
+
+
+def _finite(pairs: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in pairs.items() if not math.isnan(v)}
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One pattern on one bar: what the store writes and the live stream publishes.
+
+    ``levels``: ``level`` (the pattern's key price: candle high/low, breakout level, crossed
+    average, gap edge), ``stop``, ``high``/``low`` of the bars it spans; missing keys are
+    levels the pattern does not have. ``evidence``: the inputs of the confidence formula
+    (``strength``, ``trend``, ``volume`` scores; ``trend_atr`` = (close - sma_50) / atr_14;
+    ``rvol``; ``metric``, the pattern's own measurement -- TA-Lib's raw output for candles).
+    """
+
+    symbol: str
+    timeframe: str
+    ts_ns: int
+    pattern: str
+    direction: str
+    strength: float
+    confidence: float
+    levels: dict[str, float] = field(hash=False)
+    evidence: dict[str, float] = field(hash=False)
+    daily_agrees: bool | None
+
+    @property
+    def ts(self) -> datetime:
+        """The bar's start time, aware UTC."""
+        return ns_to_datetime(self.ts_ns)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections of one symbol as columns (``found`` + ``scores``), oldest bar first."""
+
+    symbol: str
+    timeframe: str
+    names: tuple[str, ...]
+    ts: IntArray
+    found: Found
+    scores: Scores
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    def pattern_names(self) -> list[str]:
+        return [self.names[i] for i in self.found.pattern.tolist()]
+
+    def row(self, i: int) -> Detection:
+        f, s = self.found, self.scores
+        agrees = int(s.daily_agrees[i])
+        return Detection(
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            ts_ns=int(self.ts[i]),
+            pattern=self.names[int(f.pattern[i])],
+            direction=DIRECTIONS[int(f.direction[i])],
+            strength=float(f.strength[i]),
+            confidence=float(s.confidence[i]),
+            levels=_finite(
+                {
+                    "level": float(f.level[i]),
+                    "stop": float(s.stop[i]),
+                    "high": float(f.high[i]),
+                    "low": float(f.low[i]),
+                }
+            ),
+            evidence=_finite(
+                {
+                    "strength": float(f.strength[i]),
+                    "trend": float(s.trend_score[i]),
+                    "volume": float(s.volume_score[i]),
+                    "trend_atr": float(s.trend_atr[i]),
+                    "rvol": float(s.rvol[i]),
+                    "metric": float(f.metric[i]),
+                }
+            ),
+            daily_agrees=None if agrees < 0 else bool(agrees),
+        )
+
+    def __iter__(self) -> Iterator[Detection]:
+        return (self.row(i) for i in range(len(self)))
+
+
+@dataclass(frozen=True)
+class Result:
+    """Batch output for one symbol: every indicator column and every detection."""
+
+    bars: Bars
+    values: dict[str, FloatArray]
+    detections: Detections
+
+    @property
+    def symbol(self) -> str:
+        return self.bars.symbol
+
+    @property
+    def timeframe(self) -> str:
+        return self.bars.timeframe
+
+    @property
+    def ts_ns(self) -> IntArray:
+        """Bar start times (ns since the epoch, UTC), aligned with every ``values`` column."""
+        return self.bars.ts
+
+    def latest(self) -> dict[str, float]:
+        """The last bar's values (NaN ones left out)."""
+        if not len(self.bars):
+            return {}
+        return _finite({name: float(arr[-1]) for name, arr in self.values.items()})
+
+    def tail(self, since_ns: int) -> Result:
+        """The bars stamped ``>= since_ns`` with their values and detections."""
+        start = int(np.searchsorted(self.bars.ts, since_ns, side="left"))
+        keep = self.detections.found.index >= start
+        found = self.detections.found.take(keep)
+        d = self.detections
+        scores = Scores(*(getattr(d.scores, name)[keep] for name in Scores.__dataclass_fields__))
+        shifted = Found(**{**found.__dict__, "index": found.index - start})
+        return Result(
+            self.bars.slice(start),
+            {name: arr[start:] for name, arr in self.values.items()},
+            Detections(d.symbol, d.timeframe, d.names, d.ts[keep], shifted, scores),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Incremental output for one bar: its indicator values and the patterns it completes."""
+
+    symbol: str
+    timeframe: str
+    ts_ns: int
+    values: dict[str, float]
+    detections: tuple[Detection, ...]
+
+    @property
+    def ts(self) -> datetime:
+        return ns_to_datetime(self.ts_ns)

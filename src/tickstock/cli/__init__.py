@@ -1,0 +1,1 @@
+"""The ``tickstock`` command: one subcommand per role or job."""

@@ -1,0 +1,88 @@
+"""Building blocks shared by every message: the payload base class and the value types."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+
+
+class Payload(BaseModel):
+    """Base of every message payload: frozen, unknown fields refused (field-name drift is an
+    error at the boundary, not a silent ``None`` three services later).
+
+    Each concrete payload sets ``message_type`` (the envelope's ``type``) and ``kind``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    message_type: ClassVar[str] = ""
+    kind: ClassVar[Literal["command", "job", "batch", "event", ""]] = ""
+
+
+class Timeframe(StrEnum):
+    """Bar length. Values are the strings stored in the database."""
+
+    MIN1 = "1min"
+    MIN5 = "5min"
+    MIN15 = "15min"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class Phase(StrEnum):
+    """Phases of the daily processing run, in execution order."""
+
+    DATA_IMPORT = "data_import"
+    INDICATORS = "indicators"
+    PATTERNS = "patterns"
+    OUTCOMES = "outcomes"
+
+
+ALL_PHASES: tuple[Phase, ...] = tuple(Phase)
+
+
+def _normalize_symbol(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+#: A ticker: upper-case, 1-24 characters of A-Z, 0-9, '.' and '-' (``BRK.B``, ``BF-B``).
+#: Input is stripped and upper-cased before the check.
+Symbol = Annotated[
+    str,
+    BeforeValidator(_normalize_symbol),
+    Field(pattern=r"^[A-Z0-9.\-]{1,24}$", examples=["AAPL", "BRK.B"]),
+]
+
+#: A universe name as stored in ``universes.name``.
+UniverseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$", examples=["sp500"])]
+
+#: A job, run or message id: printable, no whitespace or colon (it becomes part of Redis keys).
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")]
+
+#: Who asked (user name, ``scheduler``, ``api``, ``cli``): free text, bounded.
+Requester = Annotated[str, Field(min_length=1, max_length=128)]
+
+ProviderName = Literal["massive", "files", "synthetic"]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+#: A timezone-aware time, normalised to UTC; naive times are refused.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+Percent = Annotated[float, Field(ge=0.0, le=100.0)]
+Count = Annotated[int, Field(ge=0)]
+
+
+def percent(processed: int, total: int) -> float:
+    """Progress in percent, 0 when nothing is known yet, capped at 100."""
+    if total <= 0:
+        return 0.0
+    return min(100.0, round(100.0 * processed / total, 2))

@@ -1,0 +1,346 @@
+"""Events: facts that happened, on the capped ``names.EVENTS_STREAM`` (mirrored on
+``names.EVENTS_CHANNEL``). Best effort and for live views: the state they describe is kept in
+PostgreSQL by the side that executes. The envelope's ``correlation_id`` is the job or run id.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from tickstock.contracts.common import (
+    Count,
+    Identifier,
+    Payload,
+    Percent,
+    Phase,
+    Requester,
+    Symbol,
+    Timeframe,
+    UniverseName,
+    UtcDatetime,
+)
+
+Text = Annotated[str, Field(max_length=4000)]
+
+
+class JobStatus(StrEnum):
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Event(Payload):
+    """Base of events."""
+
+    kind: ClassVar[Literal["event"]] = "event"
+
+
+# -- jobs -------------------------------------------------------------------------------------
+class _JobEvent(Event):
+    job_id: Identifier
+
+
+class _JobCounts(_JobEvent):
+    total: Count = 0
+    processed: Count = 0
+    failed: Count = 0
+
+
+class JobSubmitted(_JobEvent):
+    """A job was accepted onto the jobs stream."""
+
+    message_type: ClassVar[str] = "job.submitted"
+
+    job_type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    requested_by: Requester | None = None
+
+
+class JobStarted(_JobEvent):
+    """A worker began (or, after a crash, resumed) a job."""
+
+    message_type: ClassVar[str] = "job.started"
+
+    job_type: str
+    worker: str
+    attempt: Annotated[int, Field(ge=1)] = 1
+
+
+class JobProgress(_JobCounts):
+    """Progress of a running job; ``processed`` includes ``failed``."""
+
+    message_type: ClassVar[str] = "job.progress"
+
+    percent: Percent = 0.0
+
+
+class SymbolStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class JobSymbolDone(_JobEvent):
+    """One symbol (and timeframe) of a job is finished, well or not."""
+
+    message_type: ClassVar[str] = "job.symbol_done"
+
+    symbol: Symbol
+    timeframe: Timeframe | Literal[""] = ""
+    status: SymbolStatus = SymbolStatus.OK
+    bars: Count = 0
+    error: Text | None = None
+
+
+class JobCompleted(_JobCounts):
+    """A job finished (some symbols may have failed; see ``failed``)."""
+
+    message_type: ClassVar[str] = "job.completed"
+
+    duration_s: Annotated[float, Field(ge=0)] = 0.0
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobFailed(_JobCounts):
+    """A job stopped on an error."""
+
+    message_type: ClassVar[str] = "job.failed"
+
+    error: Text
+
+
+class JobCancelled(_JobCounts):
+    """A job stopped at a symbol boundary because it was cancelled."""
+
+    message_type: ClassVar[str] = "job.cancelled"
+
+    requested_by: Requester | None = None
+
+
+# -- daily processing runs --------------------------------------------------------------------
+class _RunEvent(Event):
+    run_id: Identifier
+
+
+class RunStarted(_RunEvent):
+    """A daily processing run started."""
+
+    message_type: ClassVar[str] = "run.started"
+
+    trigger_type: Literal["scheduled", "manual", "catch_up", "api"]
+    phases: tuple[Phase, ...]
+    universes: tuple[UniverseName, ...] = ()
+    timeframes: tuple[Timeframe, ...] = (Timeframe.DAY,)
+    session_date: str | None = Field(default=None, description="Market session, 'YYYY-MM-DD'.",
+                                     pattern=r"^\d{4}-\d{2}-\d{2}$")
+    requested_by: Requester | None = None
+
+
+class RunProgress(_RunEvent):
+    """Overall progress of a run (symbols over all phases)."""
+
+    message_type: ClassVar[str] = "run.progress"
+
+    phase: Phase | None = None
+    total: Count = 0
+    processed: Count = 0
+    failed: Count = 0
+    percent: Percent = 0.0
+
+
+class RunCompleted(_RunEvent):
+    """A run finished."""
+
+    message_type: ClassVar[str] = "run.completed"
+
+    duration_s: Annotated[float, Field(ge=0)] = 0.0
+    symbols_processed: Count = 0
+    symbols_failed: Count = 0
+    indicators_processed: Count = 0
+    patterns_detected: Count = 0
+
+
+class RunFailed(_RunEvent):
+    """A run stopped on an error."""
+
+    message_type: ClassVar[str] = "run.failed"
+
+    phase: Phase | None = None
+    error: Text
+
+
+class RunCancelled(_RunEvent):
+    """A run stopped because it was cancelled."""
+
+    message_type: ClassVar[str] = "run.cancelled"
+
+    phase: Phase | None = None
+    requested_by: Requester | None = None
+
+
+class _PhaseEvent(_RunEvent):
+    phase: Phase
+
+
+class RunPhaseStarted(_PhaseEvent):
+    message_type: ClassVar[str] = "run.phase_started"
+
+    total: Count = 0
+
+
+class RunPhaseProgress(_PhaseEvent):
+    message_type: ClassVar[str] = "run.phase_progress"
+
+    total: Count = 0
+    processed: Count = 0
+    failed: Count = 0
+    percent: Percent = 0.0
+
+
+class RunPhaseCompleted(_PhaseEvent):
+    message_type: ClassVar[str] = "run.phase_completed"
+
+    processed: Count = 0
+    failed: Count = 0
+    duration_s: Annotated[float, Field(ge=0)] = 0.0
+
+
+class RunPhaseFailed(_PhaseEvent):
+    message_type: ClassVar[str] = "run.phase_failed"
+
+    error: Text
+
+
+# -- schedule ---------------------------------------------------------------------------------
+class ScheduleChanged(Event):
+    """The daily schedule now reads like this."""
+
+    message_type: ClassVar[str] = "schedule.changed"
+
+    enabled: bool
+    run_at: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="New York 'HH:MM'.")
+    universes: tuple[UniverseName, ...] = ()
+    timeframes: tuple[Timeframe, ...] = (Timeframe.DAY,)
+    phases: tuple[Phase, ...] = ()
+    next_run_at: UtcDatetime | None = None
+    updated_by: Requester | None = None
+
+
+# -- analysis and live market data -------------------------------------------------------------
+class Direction(StrEnum):
+    BULLISH = "bullish"
+    BEARISH = "bearish"
+    NEUTRAL = "neutral"
+
+
+class PatternDetected(Event):
+    """A pattern was detected on a bar (nightly batch or live). Field names match the
+    ``pattern_detections`` table."""
+
+    message_type: ClassVar[str] = "pattern.detected"
+
+    symbol: Symbol
+    timeframe: Timeframe
+    ts: UtcDatetime = Field(description="Start time of the bar the pattern completes on.")
+    pattern: Annotated[str, Field(min_length=1, max_length=128)]
+    direction: Direction
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+    strength: float | None = None
+    price: float | None = Field(default=None, description="Close of the bar.")
+    levels: dict[str, float] = Field(default_factory=dict)
+    daily_agrees: bool | None = None
+    source: Literal["batch", "live"] = "batch"
+
+
+class IndicatorAlert(Event):
+    """An indicator crossed a configured condition."""
+
+    message_type: ClassVar[str] = "indicator.alert"
+
+    symbol: Symbol
+    timeframe: Timeframe
+    ts: UtcDatetime
+    indicator: Annotated[str, Field(min_length=1, max_length=128)]
+    value: float
+    condition: Annotated[str, Field(min_length=1, max_length=256)]
+    threshold: float | None = None
+    message: Text | None = None
+
+
+class BarLive(Event):
+    """A live bar: updated while it forms (``final`` false), once more when it closes."""
+
+    message_type: ClassVar[str] = "bar.live"
+
+    symbol: Symbol
+    timeframe: Timeframe
+    ts: UtcDatetime = Field(description="Bar start time.")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: Annotated[float, Field(ge=0)]
+    vwap: float | None = None
+    trades: Count | None = None
+    final: bool = False
+
+
+# -- services and commands --------------------------------------------------------------------
+class ServiceError(Event):
+    """A role hit an error an operator should see."""
+
+    message_type: ClassVar[str] = "service.error"
+
+    role: str
+    instance: str
+    component: str = ""
+    severity: Literal["warning", "error", "critical"] = "error"
+    error: Text
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommandAccepted(Event):
+    """A command was accepted; ``run_id``/``job_id`` name the work it started, if any."""
+
+    message_type: ClassVar[str] = "command.accepted"
+
+    command_id: Identifier
+    command_type: str
+    run_id: Identifier | None = None
+    job_id: Identifier | None = None
+    note: Text | None = None
+
+
+class CommandRejected(Event):
+    """A command was refused (busy, invalid for the current state, ...)."""
+
+    message_type: ClassVar[str] = "command.rejected"
+
+    command_id: Identifier
+    command_type: str
+    reason: Text
+
+
+EVENTS: tuple[type[Event], ...] = (
+    JobSubmitted, JobStarted, JobProgress, JobSymbolDone, JobCompleted, JobFailed, JobCancelled,
+    RunStarted, RunProgress, RunCompleted, RunFailed, RunCancelled,
+    RunPhaseStarted, RunPhaseProgress, RunPhaseCompleted, RunPhaseFailed,
+    ScheduleChanged, PatternDetected, IndicatorAlert, BarLive,
+    ServiceError, CommandAccepted, CommandRejected,
+)

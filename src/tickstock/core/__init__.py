@@ -1,0 +1,1 @@
+"""Clock, UTC time helpers, ids and the error tree. Standard library only."""

@@ -1,0 +1,1 @@
+"""The outside market: calendar, universes, providers (massive, files, synthetic)."""

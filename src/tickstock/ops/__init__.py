@@ -1,0 +1,1 @@
+"""Operations: settings, infrastructure, the supervisor (`tickstock up`), health, metrics, logs."""

@@ -1,0 +1,62 @@
+"""Composition root of the web role: build clients, serve the app, stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import cast
+
+import uvicorn
+
+from tickstock import __version__
+from tickstock.bus.connection import connect
+from tickstock.core.clock import LiveClock
+from tickstock.market.calendar import nyse
+from tickstock.ops import infra
+from tickstock.ops.settings import Settings
+from tickstock.store.db import create_pool
+from tickstock.web.app import create_app
+from tickstock.web.config import Pool, WebConfig, WebDeps
+
+log = logging.getLogger(__name__)
+SECRET_FILE = "web-secret.key"
+
+
+def secret_key(settings: Settings) -> str:
+    """``TICKSTOCK_SECRET_KEY``, else a key generated once and kept in ``<data_dir>`` (0600),
+    so sessions survive restarts and every web instance on this machine shares it."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = Path(settings.data_dir) / SECRET_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    log.info("generated the web secret key in %s", path)
+    return key
+
+
+def run(settings: Settings, instance: str, **options: object) -> None:
+    """Serve pages, API and live push on ``settings.host:settings.web_port`` until stopped."""
+    endpoints = infra.resolve(settings, start=False)
+    # create_pool's connections return dict rows (its row_factory); the type says tuples.
+    pool = cast(Pool, create_pool(endpoints.postgres.url, min_size=2, max_size=16, name="web"))
+    client = connect(endpoints.redis.url, name=instance)  # its socket timeout > XREAD BLOCK 1 s
+    config = WebConfig(secret_key=secret_key(settings), version=__version__, instance=instance,
+                       heartbeat_ttl_s=settings.heartbeat_ttl_s)
+    deps = WebDeps(pool=pool, redis=client, clock=LiveClock(), config=config, calendar=nyse())
+    app = create_app(deps)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.host, port=settings.web_port, log_config=None, access_log=False,
+        proxy_headers=False, ws_max_size=64 * 1024))
+    log.info("web listening on http://%s:%d", settings.host, settings.web_port)
+    try:
+        server.run()  # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, runs lifespan
+    finally:
+        client.close()
+        pool.close()

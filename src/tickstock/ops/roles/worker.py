@@ -1,0 +1,64 @@
+"""Composition root of the worker role: build the clients, load the job handlers, consume the
+durable streams (and the legacy job channels) until SIGTERM/SIGINT or, with ``drain``, until
+nothing is pending."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from tickstock.bus.connection import connect
+from tickstock.bus.heartbeat import HeartbeatThread
+from tickstock.core.clock import LiveClock
+from tickstock.ops import infra
+from tickstock.ops.settings import Settings
+from tickstock.pipeline.jobs import load_handler_modules
+from tickstock.pipeline.seed_compat import SeedCompatSubscriber
+from tickstock.pipeline.worker import INSTALLERS, Worker, WorkerOptions
+from tickstock.store.db import create_pool
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings, instance: str, drain: bool = False, **options: object) -> None:
+    """Run one worker until stopped (``drain``: until the streams are empty and nothing is
+    pending, which tests and batch use rely on)."""
+    endpoints = infra.resolve(settings, start=False)
+    handlers = load_handler_modules(settings.worker_handler_modules)
+    clock = LiveClock()
+    pool = create_pool(endpoints.postgres.url, min_size=1, max_size=4, name=instance)
+    client = connect(endpoints.redis.url, name=instance)
+    heartbeat = HeartbeatThread(client, role="worker", instance=instance, clock=clock,
+                                interval_s=settings.heartbeat_interval_s,
+                                ttl_s=settings.heartbeat_ttl_s).start()
+    worker = Worker(name=instance, client=client, pool=pool, clock=clock, handlers=handlers,
+                    heartbeat=heartbeat,
+                    options=WorkerOptions(claim_idle_s=settings.bus_claim_idle_s,
+                                          max_deliveries=settings.bus_max_deliveries))
+    worker.install(INSTALLERS)
+    legacy = None if drain else SeedCompatSubscriber(client, source=instance, clock=clock).start()
+    _stop_on_signals(worker)
+    log.info("worker %s consuming; job types: %s", instance, ", ".join(sorted(handlers)) or "-")
+    try:
+        worker.run(drain=drain)
+    finally:
+        if legacy is not None:
+            legacy.stop()
+        heartbeat.stop()
+        client.close()
+        pool.close()
+        log.info("worker %s stopped", instance)
+
+
+def _stop_on_signals(worker: Worker) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # embedded in a test or another program: the caller stops it
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping at the next symbol boundary", signum)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

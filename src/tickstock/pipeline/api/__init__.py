@@ -1,0 +1,12 @@
+"""The pipeline HTTP API (``tickstock api``, default port 8080): health, run status and history,
+schedule, triggers, cancel and retry — thin FastAPI routers over ``PipelineService``.
+
+Authentication: every endpoint except ``GET /health`` (and the OpenAPI documents ``/docs``,
+``/openapi.json``) requires the API token, sent as ``Authorization: Bearer <token>`` or
+``X-API-Token: <token>``. Reads need it too: run history and schedules are operational data of
+the producer, not public. The token is the ``TICKSTOCK_API_TOKEN`` setting.
+"""
+
+from tickstock.pipeline.api.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,161 @@
+"""Indicators and patterns of a batch, for the bars after each symbol's watermark.
+
+Per timeframe, for the whole batch at once: read the watermarks, read every symbol's tail in
+one query (``tails.read_tails``), compute with the analysis batch engine, write the results of
+the new bars in one COPY and move the watermarks in the same transaction.
+
+How much history: a symbol never computed gets its whole history (results equal the engine's
+batch computation over it, exactly). Afterwards the tail is ``warm_factor`` times the plan's
+warm-up: windowed indicators are exact, recursive ones (EMA, RSI, ATR, ADX, MACD) carry the
+difference of a shorter seed, which fades geometrically with the tail length.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from psycopg_pool import ConnectionPool
+
+from tickstock.analysis.bars import Bars
+from tickstock.analysis.batch import compute_with_plan
+from tickstock.analysis.plan import Plan, plan
+from tickstock.analysis.registry import DEFAULT_INDICATORS, DEFAULT_PATTERNS
+from tickstock.analysis.results import Result
+from tickstock.analysis.spec import Spec
+from tickstock.core.errors import DataValidationError
+from tickstock.pipeline.daily.orchestrator import BatchOutcome, BatchWork
+from tickstock.pipeline.daily.steps import tails as io
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["indicators", "patterns"]
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+_ALL = 2**31 - 1
+#: New bars a symbol may have and still be served from the short tail.
+_SLACK = 64
+
+
+class AnalysisStep:
+    """The indicators phase (``kind="indicators"``) or the patterns phase."""
+
+    def __init__(self, pool: ConnectionPool, kind: Kind, *, specs: Sequence[Spec] | None = None,
+                 warm_factor: int = 2) -> None:
+        self.pool = pool
+        self.kind = kind
+        default = DEFAULT_INDICATORS if kind == "indicators" else DEFAULT_PATTERNS
+        self.specs: tuple[Spec, ...] = tuple(specs if specs is not None else default)
+        self.warm_factor = warm_factor
+        self._plans: dict[tuple[str, ...], Plan] = {}
+
+    @property
+    def outputs(self) -> int:
+        """Indicator columns (or patterns) one symbol gets per bar: the unit of the counters."""
+        p = plan(self.specs)
+        return len(p.columns) if self.kind == "indicators" else len(p.patterns)
+
+    def setup(self, run: Any, symbols: Sequence[str]) -> dict[str, int]:
+        """Run totals at phase start (``indicators_total``)."""
+        if self.kind != "indicators":
+            return {}
+        return {"indicators_total": len(symbols) * self.outputs * len(run.timeframes)}
+
+    def _plan(self, only: Sequence[str]) -> Plan:
+        key = tuple(only)
+        if key not in self._plans:
+            chosen = [s for s in self.specs if not only or s.name in set(only)]
+            self._plans[key] = plan(chosen)
+        return self._plans[key]
+
+    def __call__(self, work: BatchWork) -> BatchOutcome:
+        only = work.options.get(self.kind) or ()
+        p = self._plan(only)
+        failed: set[str] = set()
+        written = 0
+        for timeframe in work.timeframes:
+            failures, rows = self._timeframe(work.symbols, timeframe, p)
+            failed |= set(failures)
+            written += rows
+        processed = len(work.symbols) - len(failed)
+        outcome = BatchOutcome(processed=processed, failed=len(failed))
+        per_symbol = len(p.columns) if self.kind == "indicators" else len(p.patterns)
+        if self.kind == "indicators":
+            outcome.counters = {
+                "indicators_processed": processed * per_symbol * len(work.timeframes),
+                "indicators_failed": len(failed) * per_symbol * len(work.timeframes)}
+        else:
+            outcome.counters = {"patterns_detected": written}
+        return outcome
+
+    def _timeframe(self, symbols: Sequence[str], timeframe: str, p: Plan
+                   ) -> tuple[dict[str, str], int]:
+        need = max(p.warmup, 1) * self.warm_factor
+        with self.pool.connection() as conn:
+            marks = io.read_watermarks(conn, symbols, timeframe=timeframe, kind=self.kind)
+            tails = io.read_tails(conn, symbols, timeframe, need + _SLACK, _FAR_FUTURE)
+            short = [s for s, t in tails.items()
+                     if s not in marks or (int(np.searchsorted(t.ts, marks[s], "right")) < need
+                     and len(t.ts) == need + _SLACK)]
+            if short:
+                tails.update(io.read_tails(conn, short, timeframe, _ALL, _FAR_FUTURE))
+        results: list[tuple[Result, int]] = []
+        failures: dict[str, str] = {}
+        for symbol in symbols:
+            tail = tails.get(symbol)
+            if tail is None:
+                continue
+            start = int(np.searchsorted(tail.ts, marks[symbol], "right")) if symbol in marks else 0
+            if start >= len(tail.ts):
+                continue
+            try:
+                bars = Bars(symbol, timeframe, tail.ts, tail.open, tail.high, tail.low,
+                            tail.close, tail.volume)
+                results.append((compute_with_plan(bars, p), start))
+            except (DataValidationError, ValueError) as exc:
+                failures[symbol] = f"{type(exc).__name__}: {exc}"
+        rows = self._write(results, timeframe, p)
+        return failures, rows
+
+    def _write(self, results: list[tuple[Result, int]], timeframe: str, p: Plan) -> int:
+        marks = {r.symbol: int(r.bars.ts[-1]) for r, _ in results}
+        with self.pool.connection() as conn, conn.transaction():
+            if self.kind == "indicators":
+                data, rows = _encode_values(results, timeframe, p)
+                io.write_indicator_values(conn, data)
+            else:
+                rows = io.write_detections(conn, _detections(results))
+            io.write_watermarks(conn, marks, timeframe=timeframe, kind=self.kind)
+        return rows
+
+
+def _encode_values(results: list[tuple[Result, int]], timeframe: str, p: Plan
+                   ) -> tuple[bytes, int]:
+    columns = p.columns
+    syms, tss, names, vals = [], [], [], []
+    name_arr = np.array(columns)
+    for result, start in results:
+        n_new = len(result.bars.ts) - start
+        matrix = np.vstack([result.values[c][start:] for c in columns])  # columns x new bars
+        vals.append(matrix.ravel())
+        names.append(np.repeat(name_arr, n_new))
+        tss.append(np.tile(result.bars.ts[start:], len(columns)))
+        syms.append(np.full(n_new * len(columns), result.symbol))
+    if not vals:
+        return b"", 0
+    return io.encode_values(np.concatenate(syms), timeframe, np.concatenate(tss),
+                            np.concatenate(names), np.concatenate(vals))
+
+
+def _detections(results: list[tuple[Result, int]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for result, start in results:
+        since = int(result.bars.ts[start])
+        for d in result.tail(since).detections:
+            out.append({"symbol": d.symbol, "timeframe": d.timeframe, "ts": d.ts_ns,
+                        "pattern": d.pattern, "direction": d.direction, "strength": d.strength,
+                        "confidence": d.confidence, "levels": d.levels, "evidence": d.evidence,
+                        "daily_agrees": d.daily_agrees})
+    return out

@@ -1,0 +1,225 @@
+"""Batch I/O of the analysis phases: the tails of many symbols in one read, their results in
+one COPY.
+
+Thin adapter until ``tickstock.store.analysis`` offers multi-symbol reads and bulk writes:
+
+- ``read_tails``: the last ``n`` bars before ``until`` of every symbol of a batch in one
+  ``COPY (... LATERAL ... LIMIT n) TO STDOUT (FORMAT BINARY)``, parsed with one
+  ``np.frombuffer`` (the symbol travels as its position in the request, so every field has a
+  fixed width);
+- ``read_watermarks`` / ``write_watermarks``: per symbol, the newest bar whose results are
+  stored (``analysis_watermarks``), written with the results;
+- ``write_indicator_values`` / ``write_detections``: one COPY per batch, straight into the table
+  when nothing is there yet (the daily case), else through a staging table and an upsert, so a
+  redone batch never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from psycopg import sql
+
+_PG_EPOCH_US = 946_684_800_000_000
+_HEADER_LEN = len(b"PGCOPY\n\xff\r\n\x00") + 8
+_TAIL_DTYPE = np.dtype([
+    ("n", ">i2"), ("l0", ">i4"), ("i", ">i4"), ("l1", ">i4"), ("ts", ">i8"),
+    ("l2", ">i4"), ("open", ">f8"), ("l3", ">i4"), ("high", ">f8"), ("l4", ">i4"),
+    ("low", ">f8"), ("l5", ">i4"), ("close", ">f8"), ("l6", ">i4"), ("volume", ">f8"),
+])
+_TAILS = """
+SELECT s.i::int4, b.ts, b.open, b.high, b.low, b.close, b.volume
+FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS s(symbol, i)
+CROSS JOIN LATERAL (
+    SELECT ts, open, high, low, close, volume FROM bars
+    WHERE bars.symbol = s.symbol AND bars.timeframe = %(tf)s AND bars.ts < %(until)s
+    ORDER BY ts DESC LIMIT %(n)s) b
+ORDER BY 1, 2
+"""
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class Tail:
+    """The last bars of one symbol, oldest first (ns UTC bar starts)."""
+
+    symbol: str
+    ts: I64
+    open: F64
+    high: F64
+    low: F64
+    close: F64
+    volume: F64
+
+
+def read_tails(conn: psycopg.Connection[Any], symbols: Sequence[str], timeframe: str,
+               n: int, until: datetime) -> dict[str, Tail]:
+    """The last ``n`` bars (``ts < until``) of each symbol; symbols without bars are absent."""
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(_TAILS))
+    buffer = bytearray()
+    params = {"symbols": list(symbols), "tf": timeframe, "until": until, "n": n}
+    with conn.cursor() as cur, cur.copy(statement, params) as copy:
+        for chunk in copy:
+            buffer += chunk
+    arr = np.frombuffer(bytes(buffer[_HEADER_LEN:-2]), dtype=_TAIL_DTYPE)
+    index = arr["i"].astype(np.int64) - 1
+    ts = (arr["ts"].astype(np.int64) + _PG_EPOCH_US) * 1000
+    cols = {c: arr[c].astype(np.float64) for c in ("open", "high", "low", "close", "volume")}
+    bounds = np.flatnonzero(np.diff(index)) + 1
+    tails: dict[str, Tail] = {}
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(index)], strict=True):
+        if hi <= lo:
+            continue
+        symbol = symbols[int(index[lo])]
+        tails[symbol] = Tail(symbol, ts[lo:hi], *(cols[c][lo:hi] for c in
+                                                  ("open", "high", "low", "close", "volume")))
+    return tails
+
+
+def _ns(dt: datetime) -> int:
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+
+
+def _ts_text(ns: int) -> str:
+    seconds, rest = divmod(int(ns), 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{stamp}.{rest // 1000:06d}+00"
+
+
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_BINARY_TRAILER = struct.pack(">h", -1)
+
+
+def encode_values(symbols: npt.NDArray[np.str_], timeframe: str, ts_ns: I64,
+                  names: npt.NDArray[np.str_], values: F64) -> tuple[bytes, int]:
+    """Binary COPY rows ``(symbol, timeframe, ts, name, value)`` for ``indicator_values``,
+    built with numpy: rows are grouped by (symbol length, name length) so each group is one
+    fixed-width structured array (a handful of groups per batch, whatever its size)."""
+    keep = ~np.isnan(values)
+    symbols, ts_ns, names, values = symbols[keep], ts_ns[keep], names[keep], values[keep]
+    if not len(values):
+        return b"", 0
+    tf = timeframe.encode()
+    us = ts_ns // 1000 - _PG_EPOCH_US
+    sym_len = np.char.str_len(symbols)
+    name_len = np.char.str_len(names)
+    parts = [_BINARY_HEADER]
+    for a in np.unique(sym_len):
+        for b in np.unique(name_len[sym_len == a]):
+            rows = np.flatnonzero((sym_len == a) & (name_len == b))
+            dtype = np.dtype([("n", ">i2"), ("l0", ">i4"), ("sym", f"S{a}"), ("l1", ">i4"),
+                              ("tf", f"S{len(tf)}"), ("l2", ">i4"), ("ts", ">i8"),
+                              ("l3", ">i4"), ("name", f"S{b}"), ("l4", ">i4"), ("v", ">f8")])
+            block = np.empty(len(rows), dtype=dtype)
+            block["n"], block["l0"], block["l1"], block["l2"] = 5, a, len(tf), 8
+            block["l3"], block["l4"] = b, 8
+            block["sym"] = np.char.encode(symbols[rows], "ascii")
+            block["tf"] = tf
+            block["ts"] = us[rows]
+            block["name"] = np.char.encode(names[rows], "ascii")
+            block["v"] = values[rows]
+            parts.append(block.tobytes())
+    parts.append(_BINARY_TRAILER)
+    return b"".join(parts), len(values)
+
+
+def write_indicator_values(conn: psycopg.Connection[Any], data: bytes) -> None:
+    """Upsert binary COPY rows made by ``encode_values``."""
+    if data:
+        _upsert(conn, "indicator_values", ("symbol", "timeframe", "ts", "name", "value"),
+                key=("symbol", "timeframe", "name", "ts"), updated=("value",), data=data,
+                binary=True)
+
+
+def write_detections(conn: psycopg.Connection[Any], rows: Iterable[dict[str, Any]]) -> int:
+    """Upsert pattern detections (keys of ``pattern_detections`` columns; ``ts`` in ns)."""
+    buf = io.StringIO()
+    count = 0
+    for r in rows:
+        strength = "\\N" if r["strength"] is None or math.isnan(r["strength"]) else \
+            repr(float(r["strength"]))
+        agrees = "\\N" if r["daily_agrees"] is None else ("t" if r["daily_agrees"] else "f")
+        buf.write("\t".join((
+            r["symbol"], r["timeframe"], _ts_text(r["ts"]), r["pattern"], r["direction"],
+            strength, repr(float(r["confidence"])), _json(r["levels"]), _json(r["evidence"]),
+            agrees, "batch")) + "\n")
+        count += 1
+    if count:
+        _upsert(conn, "pattern_detections",
+                ("symbol", "timeframe", "ts", "pattern", "direction", "strength", "confidence",
+                 "levels", "evidence", "daily_agrees", "source"),
+                key=("symbol", "timeframe", "pattern", "ts"),
+                updated=("direction", "strength", "confidence", "levels", "evidence",
+                         "daily_agrees"),
+                data=buf.getvalue())
+    return count
+
+
+def _json(value: dict[str, float]) -> str:
+    return json.dumps(value, separators=(",", ":")).replace("\\", "\\\\")
+
+
+def _upsert(conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], *,
+            key: tuple[str, ...], updated: tuple[str, ...], data: str | bytes,
+            binary: bool = False) -> None:
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    fmt = sql.SQL(" (FORMAT BINARY)" if binary else "")
+    with conn.transaction(), conn.cursor() as cur:
+        try:
+            with conn.transaction():  # savepoint: the straight COPY, the common daily case
+                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+                        sql.Identifier(table), cols, fmt)) as copy:
+                    copy.write(data)
+                return
+        except psycopg.errors.UniqueViolation:
+            pass  # a batch redone after a crash: stage and upsert
+        stage = sql.Identifier(f"{table}_incoming")
+        cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+                            "ON COMMIT DELETE ROWS").format(stage, sql.Identifier(table)))
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN{}").format(stage, cols, fmt)) as copy:
+            copy.write(data)
+        sets = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in updated)
+        cur.execute(sql.SQL(
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} ON CONFLICT ({key}) DO UPDATE "
+            "SET {sets}").format(t=sql.Identifier(table), cols=cols, s=stage,
+                                 key=sql.SQL(", ").join(map(sql.Identifier, key)), sets=sets))
+
+
+def read_watermarks(conn: psycopg.Connection[Any], symbols: Sequence[str], *, timeframe: str,
+                    kind: str) -> dict[str, int]:
+    """Per symbol, the newest bar (ns) whose ``kind`` results are stored."""
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        rows = cur.execute(
+            "SELECT symbol, last_ts FROM analysis_watermarks WHERE timeframe = %s AND kind = %s"
+            " AND symbol = ANY(%s)", (timeframe, kind, list(symbols))).fetchall()
+    return {sym: _ns(ts) for sym, ts in rows}
+
+
+def write_watermarks(conn: psycopg.Connection[Any], marks: dict[str, int], *, timeframe: str,
+                     kind: str) -> None:
+    if not marks:
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO analysis_watermarks (symbol, timeframe, kind, last_ts)"
+            " SELECT s, %s, %s, t FROM unnest(%s::text[], %s::timestamptz[]) AS u(s, t)"
+            " ON CONFLICT (symbol, timeframe, kind) DO UPDATE SET last_ts = EXCLUDED.last_ts,"
+            " updated_at = now()",
+            (timeframe, kind, list(marks), [_dt(ns) for ns in marks.values()]))
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
+        microsecond=(ns % 1_000_000_000) // 1000)

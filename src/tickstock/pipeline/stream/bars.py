@@ -1,0 +1,76 @@
+"""The bar the stream role moves around: one symbol, one timeframe, one start time.
+
+Live bars travel one at a time (a burst is thousands of them, each for another symbol), so this
+is a small slotted object rather than the column frames the batch side uses; ``to_frame`` turns
+a run of them into a ``BarFrame`` where a columnar API needs one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from tickstock.contracts.common import Timeframe
+from tickstock.contracts.events import BarLive
+from tickstock.core.timeutil import from_epoch_ms
+from tickstock.market.bars import BarFrame, datetime_to_ns
+
+MINUTE = timedelta(minutes=1)
+
+
+@dataclass(slots=True)
+class LiveBar:
+    """OHLCV of one symbol over ``[start, end)``; ``vwap`` None when unknown."""
+
+    symbol: str
+    timeframe: Timeframe
+    start: datetime
+    end: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    vwap: float | None = None
+    trades: int | None = None
+
+    def copy(self) -> LiveBar:
+        return replace(self)
+
+    def event(self, *, final: bool) -> BarLive:
+        return BarLive(
+            symbol=self.symbol, timeframe=self.timeframe, ts=self.start,
+            open=self.open, high=self.high, low=self.low, close=self.close,
+            volume=self.volume, vwap=self.vwap, trades=self.trades, final=final,
+        )
+
+
+def minute_bar(symbol: str, start_ms: int, *, open_: float, high: float, low: float,
+               close: float, volume: float | None, vwap: float | None,
+               trades: int | None = None) -> LiveBar:
+    """A closed 1-minute bar from provider fields (epoch milliseconds, possibly missing volume)."""
+    start = from_epoch_ms(start_ms)
+    if vwap is not None and not math.isfinite(vwap):
+        vwap = None
+    return LiveBar(symbol, Timeframe.MIN1, start, start + MINUTE, float(open_), float(high),
+                   float(low), float(close), float(volume or 0.0), vwap, trades)
+
+
+def to_frame(bars: Sequence[LiveBar]) -> BarFrame:
+    """Bars of one symbol and timeframe (oldest first) as a ``BarFrame``."""
+    if not bars:
+        raise ValueError("to_frame needs at least one bar")
+    first = bars[0]
+    return BarFrame(
+        symbol=first.symbol, timeframe=first.timeframe,
+        ts=np.array([datetime_to_ns(b.start) for b in bars], dtype=np.int64),
+        open=np.array([b.open for b in bars]), high=np.array([b.high for b in bars]),
+        low=np.array([b.low for b in bars]), close=np.array([b.close for b in bars]),
+        volume=np.array([b.volume for b in bars]),
+        vwap=np.array([np.nan if b.vwap is None else b.vwap for b in bars]),
+        trades=np.array([-1 if b.trades is None else b.trades for b in bars], dtype=np.int64),
+    )

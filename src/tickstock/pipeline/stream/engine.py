@@ -1,0 +1,55 @@
+"""The incremental analysis the stream role drives, behind one small interface.
+
+``LiveEngine`` is what the processor needs: warm a (symbol, timeframe) from stored bars, feed
+it one closed bar (``update``: state advances) or a forming one (``peek``: nothing commits),
+and get back the indicator values and the pattern detections of that bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tickstock.contracts.common import Timeframe
+from tickstock.contracts.events import Direction
+from tickstock.pipeline.stream.bars import LiveBar
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A pattern completed on a bar."""
+
+    pattern: str
+    direction: Direction
+    confidence: float
+    strength: float | None = None
+    levels: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, float] = field(default_factory=dict)
+    daily_agrees: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BarAnalysis:
+    """Indicator values (NaN-free: a value not yet defined is absent) and detections of a bar."""
+
+    values: dict[str, float]
+    detections: tuple[Detection, ...] = ()
+
+
+class LiveEngine(Protocol):
+    """Incremental indicators and patterns per (symbol, timeframe)."""
+
+    def warmup_bars(self, timeframe: Timeframe) -> int:
+        """How many stored bars ``warm`` wants to reach full state."""
+
+    def warm(self, history: Sequence[LiveBar]) -> dict[str, float]:
+        """Start (or restart) the state of one symbol and timeframe from its stored bars,
+        oldest first (the last is the newest bar already processed); return the indicator
+        values of that last bar."""
+
+    def update(self, bar: LiveBar) -> BarAnalysis:
+        """Advance the state with a closed bar and return its analysis."""
+
+    def peek(self, bar: LiveBar) -> BarAnalysis:
+        """The analysis a forming bar would have if it closed now; commits nothing."""

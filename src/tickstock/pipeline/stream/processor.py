@@ -1,0 +1,248 @@
+"""Closed minute bars in; stored bars, derived bars, analysis and live events out.
+
+For each batch (usually one minute-boundary burst, or part of one):
+
+1. Keep each symbol's minutes in order: a minute at or before the symbol's last one is a
+   duplicate (counted, not reprocessed); a minute outside regular hours is counted and skipped.
+2. Roll the minutes up into 5-minute, 15-minute and hourly bars (``rollup``); close the buckets
+   whose time has passed (``flush_before``) unless the symbol still waits for a gap repair.
+3. Store every closed bar — minutes and derived — in one upsert, on a writer thread while
+   step 4 runs. A failed write keeps the bars and retries them with the next batch.
+4. Feed each closed bar to the incremental engine (``engine``): indicator values and pattern
+   detections; the alert rules compare them with the previous bar.
+5. Publish, in one round trip: detections, alerts, then the final bars (so the last event of a
+   batch is a bar), and the forming derived bars "so far" (``final`` false).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from tickstock.contracts.common import Timeframe
+from tickstock.contracts.events import Event, PatternDetected
+from tickstock.core.errors import StoreError
+from tickstock.pipeline.stream.alerts import AlertRules
+from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.engine import BarAnalysis, Detection, LiveEngine
+from tickstock.pipeline.stream.metrics import StreamStats
+from tickstock.pipeline.stream.rollup import DERIVED, Rollup
+from tickstock.pipeline.stream.sessions import SessionLookup
+
+logger = logging.getLogger(__name__)
+
+LIVE_TIMEFRAMES: tuple[Timeframe, ...] = (Timeframe.MIN1, *DERIVED)
+
+
+class BarWriter(Protocol):
+    def upsert(self, bars: Sequence[LiveBar]) -> dict[str, int]: ...
+
+
+class EventSink(Protocol):
+    def publish(self, events: Sequence[Event]) -> int:
+        """Publish ``events`` in order; return how many were published."""
+
+
+class DetectionWriter(Protocol):
+    def write(self, detections: Sequence[PatternDetected]) -> None: ...
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did (the service turns it into metrics)."""
+
+    minutes: int = 0
+    closed: list[LiveBar] = field(default_factory=list)
+    events: dict[str, int] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)
+
+
+class LiveProcessor:
+    """Owns the per-symbol live state: last minute, roll-ups, engine state and alert state.
+
+    Not thread-safe: one thread calls ``process`` (the service's processing thread).
+    ``keep_analyses`` keeps every closed bar's analysis in ``kept`` (tests compare it with
+    batch output).
+    """
+
+    def __init__(
+        self,
+        *,
+        writer: BarWriter,
+        engine: LiveEngine,
+        sessions: SessionLookup,
+        sink: EventSink,
+        stats: StreamStats | None = None,
+        timeframes: tuple[Timeframe, ...] = LIVE_TIMEFRAMES,
+        alerts: AlertRules | None = None,
+        detections: DetectionWriter | None = None,
+        forming_events: bool = True,
+        keep_analyses: bool = False,
+    ) -> None:
+        if Timeframe.MIN1 not in timeframes:
+            raise ValueError("the stream always processes 1min bars; add it to timeframes")
+        self.writer = writer
+        self.engine = engine
+        self.sessions = sessions
+        self.sink = sink
+        self.stats = stats or StreamStats()
+        self.timeframes = timeframes
+        self.rollup = Rollup(sessions, tuple(tf for tf in timeframes if tf in DERIVED))
+        self.alerts = alerts or AlertRules()
+        self.detections = detections
+        self.forming_events = forming_events
+        self.keep_analyses = keep_analyses
+        self.last_minute: dict[str, datetime] = {}
+        self.kept: dict[tuple[str, Timeframe, datetime], BarAnalysis] = {}
+        self._unstored: list[LiveBar] = []
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="stream-writer")
+
+    def close(self) -> None:
+        self._writer_pool.shutdown(wait=True)
+
+    @property
+    def unstored(self) -> int:
+        return len(self._unstored)
+
+    # -- warm-up ---------------------------------------------------------------------------------
+
+    def warm_rollups(self, current_minutes: dict[str, list[LiveBar]]) -> list[LiveBar]:
+        """Rebuild the forming derived bars from each symbol's stored minutes of its still-open
+        buckets (after a restart). A bucket they complete — its bar may not have been stored
+        before a crash — is stored again (an upsert: harmless when it was) and returned."""
+        restored: list[LiveBar] = []
+        for minutes in current_minutes.values():
+            for minute in minutes:
+                restored.extend(self.rollup.add(minute))
+        if restored:
+            self.writer.upsert(restored)
+        return restored
+
+    def warm_state(self, history: dict[Timeframe, dict[str, list[LiveBar]]]) -> None:
+        """Start the engine, the alert rules and the last-minute marks from the last stored
+        bars of each timeframe and symbol (oldest first)."""
+        for tf, by_symbol in history.items():
+            for bars in by_symbol.values():
+                if not bars:
+                    continue
+                values = self.engine.warm(bars) if tf in self.timeframes else None
+                self.alerts.warm(bars, values)
+                if tf is Timeframe.MIN1:
+                    self.last_minute[bars[-1].symbol] = bars[-1].start
+
+    # -- processing ------------------------------------------------------------------------------
+
+    def process(self, minutes: Iterable[LiveBar], *, flush_before: datetime | None = None,
+                hold: frozenset[str] | set[str] = frozenset()) -> BatchOutcome:
+        started = time.perf_counter()
+        outcome = BatchOutcome()
+        accepted = self._accept(minutes)
+        outcome.minutes = len(accepted)
+        closed: list[LiveBar] = []
+        for minute in accepted:
+            closed.append(minute)
+            closed.extend(self.rollup.add(minute))
+        if flush_before is not None:
+            closed.extend(self.rollup.flush(flush_before, skip=hold))
+        outcome.closed = closed
+        to_store = self._unstored + closed
+        self._unstored = []
+        stored: Future[dict[str, int]] = self._writer_pool.submit(self.writer.upsert, to_store)
+        detections, alerts, finals = self._analyse(closed)
+        forming = self._forming(accepted) if self.forming_events else []
+        try:
+            outcome.stored = stored.result()
+            self.stats.on_stored(outcome.stored)
+        except StoreError as exc:
+            self._unstored = to_store
+            self.stats.on_error("store")
+            logger.error("storing live bars failed; kept for retry: %s", exc,
+                         extra={"bars": len(to_store)})
+        if detections and self.detections is not None:
+            self._write_detections(detections)
+        events: list[Event] = [*detections, *alerts, *finals, *forming]
+        outcome.events = self._publish(events)
+        self.stats.processed += len(accepted)
+        logger.debug("batch processed", extra={"minutes": len(accepted), "closed": len(closed),
+                                               "ms": round(1000 * (time.perf_counter() - started), 1)})
+        return outcome
+
+    def _accept(self, minutes: Iterable[LiveBar]) -> list[LiveBar]:
+        accepted = []
+        for bar in sorted(minutes, key=lambda b: b.start):
+            if self.sessions.session_of(bar.start) is None:
+                self.stats.on_outside_session()
+                continue
+            last = self.last_minute.get(bar.symbol)
+            if last is not None and bar.start <= last:
+                self.stats.on_duplicate()
+                continue
+            self.last_minute[bar.symbol] = bar.start
+            accepted.append(bar)
+        return accepted
+
+    def _analyse(self, closed: list[LiveBar]
+                 ) -> tuple[list[PatternDetected], list[Event], list[Event]]:
+        detections: list[PatternDetected] = []
+        alerts: list[Event] = []
+        finals: list[Event] = []
+        for bar in closed:
+            analysis = self.engine.update(bar)
+            if self.keep_analyses:
+                self.kept[(bar.symbol, bar.timeframe, bar.start)] = analysis
+            detections.extend(_detected(bar, d) for d in analysis.detections)
+            alerts.extend(self.alerts.check(bar, analysis.values))
+            finals.append(bar.event(final=True))
+        return detections, alerts, finals
+
+    def _forming(self, accepted: list[LiveBar]) -> list[Event]:
+        events: list[Event] = []
+        for minute in accepted:
+            for tf in self.rollup.timeframes:
+                bar = self.rollup.forming(minute.symbol, tf)
+                if bar is not None:
+                    events.append(bar.event(final=False))
+        return events
+
+    def peek(self, symbol: str, timeframe: Timeframe) -> tuple[LiveBar, BarAnalysis] | None:
+        """The forming bar of ``symbol`` "so far" with its analysis; commits nothing."""
+        bar = self.rollup.forming(symbol, timeframe)
+        if bar is None:
+            return None
+        return bar, self.engine.peek(bar)
+
+    def _publish(self, events: list[Event]) -> dict[str, int]:
+        if not events:
+            return {}
+        try:
+            self.sink.publish(events)
+        except Exception as exc:  # events are best effort; the bars are stored
+            self.stats.on_error("publish")
+            logger.error("publishing %d live events failed: %s", len(events), exc)
+            return {}
+        counts: dict[str, int] = {}
+        for e in events:
+            counts[e.message_type] = counts.get(e.message_type, 0) + 1
+        self.stats.on_events(counts)
+        return counts
+
+    def _write_detections(self, detections: list[PatternDetected]) -> None:
+        assert self.detections is not None
+        try:
+            self.detections.write(detections)
+        except Exception as exc:
+            self.stats.on_error("detections")
+            logger.error("storing %d live detections failed: %s", len(detections), exc)
+
+
+def _detected(bar: LiveBar, d: Detection) -> PatternDetected:
+    return PatternDetected(
+        symbol=bar.symbol, timeframe=bar.timeframe, ts=bar.start, pattern=d.pattern,
+        direction=d.direction, confidence=d.confidence, strength=d.strength, price=bar.close,
+        levels=d.levels, daily_agrees=d.daily_agrees, source="live",
+    )

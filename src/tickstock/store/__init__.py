@@ -1,0 +1,1 @@
+"""PostgreSQL: schema and migrations, the connection pool, repositories."""

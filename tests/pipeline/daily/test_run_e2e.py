@@ -1,0 +1,97 @@
+"""A whole daily run over real data through the bus, checked against the analysis engine.
+
+Oracle: ``tickstock.analysis.batch.compute`` over the bars the run stored (the engine's batch
+computation; its own tests check it against TA-Lib). A run from nothing computes each symbol's
+whole history, so stored values must equal the engine's exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import psycopg
+from daily_harness import Harness, real_symbols, seed_universe
+
+from tickstock.analysis.batch import compute
+from tickstock.analysis.registry import DEFAULT_INDICATORS, DEFAULT_PATTERNS
+from tickstock.contracts.commands import RetryFailedImports, TriggerDailyProcessing
+from tickstock.contracts.events import CommandAccepted, CommandRejected
+
+
+def check_against_engine(h: Harness, symbol: str) -> tuple[int, int]:
+    """Stored indicator values and detections of ``symbol`` equal the engine's batch output."""
+    bars = h.stored_bars(symbol)
+    expected = compute(bars, (*DEFAULT_INDICATORS, *DEFAULT_PATTERNS))
+    stored = h.stored_values(symbol)
+    values = 0
+    for name, arr in expected.values.items():
+        if name not in {c for spec in DEFAULT_INDICATORS for c in spec.columns}:
+            continue
+        want = {int(t): float(v) for t, v in zip(bars.ts, arr, strict=True) if not math.isnan(v)}
+        assert stored.get(name, {}) == want, f"{symbol} {name}"
+        values += len(want)
+    with psycopg.connect(h.dsn) as conn:
+        rows = conn.execute(
+            "SELECT pattern, ts, direction, confidence FROM pattern_detections WHERE symbol = %s",
+            (symbol,)).fetchall()
+    got = {(p, int(ts.timestamp()) * 10**9, d, round(c, 12)) for p, ts, d, c in rows}
+    want_d = {(d.pattern, d.ts_ns, d.direction, round(d.confidence, 12))
+              for d in expected.detections}
+    assert got == want_d, f"{symbol} detections"
+    return values, len(want_d)
+
+
+def test_full_run_equals_engine_and_a_bad_symbol_fails_alone(
+    harness: Harness, shared_data: Path
+) -> None:
+    symbols = [*real_symbols(shared_data, 24), "ZZZZ"]  # ZZZZ has no data file
+    seed_universe(harness.dsn, "real24", symbols)
+    harness.start_workers(2, batch_size=5)
+    command_id = harness.send(TriggerDailyProcessing(universes=("real24",)))
+    answer = harness.answer(command_id)
+    assert isinstance(answer.data, CommandAccepted), answer.data
+    run = harness.wait_run(answer.data.run_id or "")
+    assert run.status == "completed", run.error_message
+    assert run.session_date is not None and run.session_date.isoformat() == "2017-12-06"
+    assert (run.symbols_total, run.symbols_processed, run.symbols_failed) == (25, 24, 1)
+    phases = {p.phase: p for p in harness.runs.phases(run.run_id)}
+    assert set(phases) == {"data_import", "indicators", "patterns", "outcomes"}
+    assert all(p.status == "completed" for p in phases.values())
+    assert run.indicators_processed > 0 and run.patterns_detected > 0
+    failures = harness.runs.open_import_failures(source_id=run.run_id)
+    assert [(f.symbol, f.timeframe) for f in failures] == [("ZZZZ", "day")]
+    assert "ZZZZ" in failures[0].reason
+
+    for symbol in symbols[:24:6]:
+        values, detections = check_against_engine(harness, symbol)
+        assert values > 1000 and detections > 0
+
+    # Nothing new: a second run writes nothing and changes nothing.
+    before = _counts(harness)
+    again = harness.send(TriggerDailyProcessing(universes=("real24",), skip_market_check=True))
+    answer2 = harness.answer(again)
+    assert isinstance(answer2.data, CommandAccepted)
+    assert harness.wait_run(answer2.data.run_id or "").status == "completed"
+    assert _counts(harness) == before
+
+    # Without skip_market_check the same session is refused with the reason.
+    refused = harness.answer(harness.send(TriggerDailyProcessing(universes=("real24",))))
+    assert isinstance(refused.data, CommandRejected)
+    assert "already processed" in refused.data.reason
+
+    # Retry failed imports: ZZZZ fails again, and stays open.
+    retry = harness.answer(harness.send(RetryFailedImports()))
+    assert isinstance(retry.data, CommandAccepted)
+    rerun = harness.wait_run(retry.data.run_id or "")
+    assert rerun.symbols_total == 1 and rerun.symbols_failed == 1
+    assert [f.symbol for f in harness.runs.open_import_failures()] == ["ZZZZ"]
+
+
+def _counts(h: Harness) -> tuple[int, int, int]:
+    with psycopg.connect(h.dsn) as conn:
+        row = conn.execute("SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM "
+                           "indicator_values), (SELECT count(*) FROM pattern_detections)"
+                           ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])

@@ -1,0 +1,229 @@
+"""The analysis results repository on a real PostgreSQL: bulk idempotent writes, tails, reads.
+
+Oracle: the analysis engine's own results (``batch.compute`` on real daily bars), compared
+with what reads return; the screener is checked against the same filter done in Python.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from tickstock.analysis import Bars, Result, batch
+from tickstock.analysis.outcomes import pattern_outcomes
+from tickstock.store import analysis as repo
+from tests.analysis.conftest import load_daily
+
+SYMBOLS = ("AAPL", "MSFT", "XOM", "JPM")
+TAIL = 300  # bars per symbol written in these tests (the table does not care how many)
+
+
+@pytest.fixture(scope="module")
+def results(shared_data: Path) -> dict[str, Result]:
+    out = {}
+    for symbol in SYMBOLS:
+        bars = load_daily(shared_data / "daily" / f"{symbol}.csv.gz")
+        out[symbol] = batch.compute(bars.slice(len(bars) - TAIL))
+    return out
+
+
+@pytest.fixture
+def conn(db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        yield c
+
+
+def count(conn: psycopg.Connection[Any], table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def non_nan(result: Result) -> int:
+    return sum(int((~np.isnan(v)).sum()) for v in result.values.values())
+
+
+def test_indicator_values_are_written_once_and_read_back_exactly(
+    conn: psycopg.Connection[Any], results: dict[str, Result]
+) -> None:
+    expected = sum(non_nan(r) for r in results.values())
+    assert repo.write_indicator_values(conn, "day", results.values()) == expected
+    assert count(conn, "indicator_values") == expected
+    assert repo.write_indicator_values(conn, "day", results.values()) == 0  # idempotent
+    assert count(conn, "indicator_values") == expected
+
+    r = results["AAPL"]
+    ts, values = repo.indicator_history(conn, "AAPL", "day", "macd_12_26_9.signal")
+    want = r.values["macd_12_26_9.signal"]
+    assert np.array_equal(ts, r.ts_ns[~np.isnan(want)])
+    assert np.array_equal(values, want[~np.isnan(want)])  # float8 round trip is exact
+
+    latest = repo.latest_values(conn, "AAPL", "day")
+    assert {k: v.value for k, v in latest.items()} == r.latest()
+    assert {v.ts for v in latest.values()} == {repo.ns_to_datetime(int(r.ts_ns[-1]))}
+
+
+def test_a_changed_value_is_updated_and_latest_follows(
+    conn: psycopg.Connection[Any], results: dict[str, Result]
+) -> None:
+    r = results["XOM"]
+    repo.write_indicator_values(conn, "day", [r])
+    changed = dict(r.values)
+    changed["rsi_14"] = r.values["rsi_14"].copy()
+    changed["rsi_14"][-1] = 12.5
+
+    class Series:
+        symbol, ts_ns, values = r.symbol, r.ts_ns, changed
+
+    assert repo.write_indicator_values(conn, "day", [Series()]) == 1
+    assert repo.latest_values(conn, "XOM", "day")["rsi_14"].value == 12.5
+    # deleting the newest rows falls back to the previous bar (trigger on delete)
+    last = repo.ns_to_datetime(int(r.ts_ns[-1]))
+    conn.execute("DELETE FROM indicator_values WHERE symbol = 'XOM' AND ts = %s", (last,))
+    latest = repo.latest_values(conn, "XOM", "day")
+    assert latest["rsi_14"].value == r.values["rsi_14"][-2]
+    assert latest["rsi_14"].ts == repo.ns_to_datetime(int(r.ts_ns[-2]))
+
+
+def test_tail_write_stores_only_the_new_bars(
+    conn: psycopg.Connection[Any], results: dict[str, Result]
+) -> None:
+    r = results["JPM"]
+    since = repo.ns_to_datetime(int(r.ts_ns[-5]))
+    written = repo.write_indicator_values(conn, "day", [r], since=since)
+    assert written == non_nan(r.tail(int(r.ts_ns[-5])))
+    stored = conn.execute("SELECT DISTINCT ts FROM indicator_values ORDER BY ts").fetchall()
+    assert [row[0] for row in stored] == [repo.ns_to_datetime(int(t)) for t in r.ts_ns[-5:]]
+    assert repo.latest_ts(conn, "day", ["JPM", "AAPL"]) == {
+        "JPM": repo.ns_to_datetime(int(r.ts_ns[-1]))
+    }
+
+
+def _detection_key(d: Any) -> tuple[object, ...]:
+    strength = d.strength if d.strength is not None and not math.isnan(d.strength) else None
+    return (d.symbol, d.pattern, d.direction, strength, d.confidence, dict(d.levels),
+            dict(d.evidence), d.daily_agrees)  # fmt: skip
+
+
+def test_detections_round_trip_and_pattern_at_time(
+    conn: psycopg.Connection[Any], results: dict[str, Result]
+) -> None:
+    all_dets = [d for r in results.values() for d in r.detections]
+    assert repo.write_detections(conn, all_dets) == len(all_dets)
+    assert repo.write_detections(conn, all_dets) == 0
+    assert count(conn, "pattern_detections") == len(all_dets)
+
+    # the (pattern, ts) with the most symbols
+    groups: dict[tuple[str, int], list[Any]] = {}
+    for d in all_dets:
+        groups.setdefault((d.pattern, d.ts_ns), []).append(d)
+    (pattern, ts_ns), want = max(groups.items(), key=lambda kv: len(kv[1]))
+    assert len(want) >= 2
+    got = repo.symbols_with_pattern(conn, pattern, "day", repo.ns_to_datetime(ts_ns))
+    assert sorted(map(_detection_key, got), key=repr) == sorted(map(_detection_key, want), key=repr)
+    assert [g.confidence for g in got] == sorted((g.confidence for g in got), reverse=True)
+
+    aapl = repo.detections_of(conn, "AAPL", "day")
+    assert len(aapl) == len(results["AAPL"].detections)
+
+
+def test_outcomes_round_trip(conn: psycopg.Connection[Any], results: dict[str, Result]) -> None:
+    stats = pattern_outcomes(results.values())
+    assert repo.write_outcomes(conn, "test4", stats) == len(stats)
+    assert repo.write_outcomes(conn, "test4", stats) == 0
+    stored = repo.outcomes_of(conn, "test4", "day", "golden_cross") or repo.outcomes_of(
+        conn, "test4", "day", "cdl_engulfing"
+    )
+    assert [row["horizon_bars"] for row in stored] == [1, 5, 20]
+    want = {(s.pattern, s.horizon_bars): s for s in stats}
+    for row in stored:
+        s = want[(row["pattern"], row["horizon_bars"])]
+        assert (row["occurrences"], row["mean_return"], row["hit_rate"]) == (
+            s.occurrences, s.mean_return, s.hit_rate,
+        )  # fmt: skip
+
+
+def _store_last_bars(conn: psycopg.Connection[Any], bars: list[Bars]) -> None:
+    buf = io.StringIO()
+    for b in bars:
+        ts = repo.ns_to_datetime(int(b.ts[-1])).isoformat()
+        row = (b.symbol, "day", ts, b.open[-1], b.high[-1], b.low[-1], b.close[-1], b.volume[-1])
+        buf.write("\t".join(map(str, row)) + "\ttest\n")
+    with conn.cursor() as cur, cur.copy(
+        "COPY bars (symbol, timeframe, ts, open, high, low, close, volume, source) FROM STDIN"
+    ) as copy:
+        copy.write(buf.getvalue())
+
+
+def test_screen_matches_a_python_filter(conn: psycopg.Connection[Any], shared_data: Path) -> None:
+    files = sorted((shared_data / "daily").glob("*.csv.gz"))[::4]  # ~120 symbols
+    universe = [load_daily(path) for path in files]
+    res = [batch.compute(b) for b in universe]
+    last = max(int(r.ts_ns[-1]) for r in res)
+    repo.write_indicator_values(conn, "day", res, since=repo.ns_to_datetime(last))
+    _store_last_bars(conn, universe)
+
+    hits = repo.screen(conn, "day", ["rsi_14 < 45", "close > sma_200"])
+    want = sorted(
+        r.symbol
+        for r in res
+        if int(r.ts_ns[-1]) == last
+        and r.values["rsi_14"][-1] < 45
+        and r.bars.close[-1] > r.values["sma_200"][-1]
+    )
+    assert [h.symbol for h in hits] == want and want
+    assert all(h.values["close"] > h.values["sma_200"] for h in hits)
+
+    crossed = repo.screen(
+        conn, "day", [repo.Condition("macd_12_26_9.macd", ">", "macd_12_26_9.signal"),
+                      repo.Condition.parse("adx_14 >= 25")],
+    )  # fmt: skip
+    want = sorted(
+        r.symbol
+        for r in res
+        if int(r.ts_ns[-1]) == last
+        and r.values["macd_12_26_9.macd"][-1] > r.values["macd_12_26_9.signal"][-1]
+        and r.values["adx_14"][-1] >= 25
+    )
+    assert [h.symbol for h in crossed] == want
+    with pytest.raises(Exception, match="not an indicator"):
+        repo.screen(conn, "day", ["rsi_14; drop table bars < 3"])
+
+
+def test_screen_reads_indexes_over_thousands_of_symbols(conn: psycopg.Connection[Any]) -> None:
+    rng = np.random.default_rng(7)
+    n = 4000
+    ts = np.array([np.datetime64("2024-01-02", "ns").astype(np.int64)])
+
+    class Series:
+        def __init__(self, i: int) -> None:
+            self.symbol = f"S{i:04d}"
+            self.ts_ns = ts
+            self.values = {name: rng.normal(50, 20, 1) for name in
+                           ("rsi_14", "sma_50", "sma_200", "adx_14", "mfi_14", "cci_20")}  # fmt: skip
+
+    repo.write_indicator_values(conn, "day", [Series(i) for i in range(n)])
+    conn.execute("ANALYZE indicator_latest")
+    plan = "\n".join(
+        str(row[0])
+        for row in conn.execute(
+            "EXPLAIN SELECT i0.symbol FROM indicator_latest i0 JOIN indicator_latest i1 "
+            "ON i1.symbol = i0.symbol AND i1.timeframe = i0.timeframe AND i1.name = 'sma_200' "
+            "AND i1.ts = i0.ts WHERE i0.timeframe = 'day' AND i0.name = 'rsi_14' AND i0.value < 5 "
+            "AND i0.value > i1.value"
+        )
+    )
+    assert "indicator_latest_screen" in plan and "Seq Scan" not in plan, plan
+    started = datetime.now().astimezone()
+    hits = repo.screen(conn, "day", ["rsi_14 < 5", "rsi_14 > sma_200"])
+    elapsed = datetime.now().astimezone() - started
+    assert all(h.values["rsi_14"] < 5 for h in hits)
+    print(f"screen over {n} symbols: {elapsed.total_seconds() * 1000:.1f} ms, {len(hits)} hits")
