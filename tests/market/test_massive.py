@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from psycopg_pool import ConnectionPool
 
+from tests.market.massive_standin import RunningStandIn, StandIn
 from tickstock.contracts.common import Timeframe
 from tickstock.core.clock import FrozenClock
 from tickstock.core.errors import ProviderAuthError, ProviderTemporaryError
 from tickstock.market.calendar import MarketCalendar
-from tickstock.market.ingest import LoadOptions, Loader
+from tickstock.market.ingest import Loader, LoadOptions
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
-from tests.market.massive_standin import RunningStandIn, StandIn
 
 NY = ZoneInfo("America/New_York")
 SYMBOLS = ("AAPL", "MSFT", "IBM")
@@ -100,7 +100,7 @@ def test_auth_failure_is_clear_and_stores_nothing(
     clock = FrozenClock(datetime(2018, 1, 10, tzinfo=UTC))
     loader = Loader(pool, provider(standin, calendar, key="wrong"), calendar, clock)
     reported = []
-    with pytest.raises(ProviderAuthError, match="HTTP 401.*MASSIVE_API_KEY"):
+    with pytest.raises(ProviderAuthError, match=r"HTTP 401.*MASSIVE_API_KEY"):
         loader.top_up(SYMBOLS, [Timeframe.DAY], START, END, on_result=reported.append)
     assert [(r.symbol, r.ok) for r in reported] == [("AAPL", False)]  # stopped at once
     with pool.connection() as conn:

@@ -161,8 +161,8 @@ def test_every_page_renders(page: Page, server: Server, web_deps: WebDeps,
     sign_in(page, server.url, *ADMIN)
     page.wait_for_function("document.querySelector('#b-adv').textContent !== '—'")
     page.select_option("#universe", UNIVERSE)
-    page.wait_for_function(f"document.querySelector('#b-adv').textContent !== '—' && "
-                           f"document.querySelectorAll('#gainers tr').length > 0")
+    page.wait_for_function("document.querySelector('#b-adv').textContent !== '—' && "
+                           "document.querySelectorAll('#gainers tr').length > 0")
     breadth = sum(int(page.inner_text(s)) for s in ("#b-adv", "#b-dec", "#b-unch"))
     assert breadth == len(SYMBOLS)
     screenshot(page, "dashboard")
