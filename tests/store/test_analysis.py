@@ -17,10 +17,11 @@ import numpy as np
 import psycopg
 import pytest
 
+from tests.analysis.conftest import load_daily
 from tickstock.analysis import Bars, Result, batch
 from tickstock.analysis.outcomes import pattern_outcomes
+from tickstock.core.errors import DataValidationError
 from tickstock.store import analysis as repo
-from tests.analysis.conftest import load_daily
 
 SYMBOLS = ("AAPL", "MSFT", "XOM", "JPM")
 TAIL = 300  # bars per symbol written in these tests (the table does not care how many)
@@ -102,9 +103,7 @@ def test_tail_write_stores_only_the_new_bars(
     assert written == non_nan(r.tail(int(r.ts_ns[-5])))
     stored = conn.execute("SELECT DISTINCT ts FROM indicator_values ORDER BY ts").fetchall()
     assert [row[0] for row in stored] == [repo.ns_to_datetime(int(t)) for t in r.ts_ns[-5:]]
-    assert repo.latest_ts(conn, "day", ["JPM", "AAPL"]) == {
-        "JPM": repo.ns_to_datetime(int(r.ts_ns[-1]))
-    }
+    assert repo.latest_ts(conn, "day", ["JPM", "AAPL"]) == {"JPM": repo.ns_to_datetime(int(r.ts_ns[-1]))}
 
 
 def _detection_key(d: Any) -> tuple[object, ...]:
@@ -157,9 +156,12 @@ def _store_last_bars(conn: psycopg.Connection[Any], bars: list[Bars]) -> None:
         ts = repo.ns_to_datetime(int(b.ts[-1])).isoformat()
         row = (b.symbol, "day", ts, b.open[-1], b.high[-1], b.low[-1], b.close[-1], b.volume[-1])
         buf.write("\t".join(map(str, row)) + "\ttest\n")
-    with conn.cursor() as cur, cur.copy(
-        "COPY bars (symbol, timeframe, ts, open, high, low, close, volume, source) FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY bars (symbol, timeframe, ts, open, high, low, close, volume, source) FROM STDIN"
+        ) as copy,
+    ):
         copy.write(buf.getvalue())
 
 
@@ -194,8 +196,10 @@ def test_screen_matches_a_python_filter(conn: psycopg.Connection[Any], shared_da
         and r.values["adx_14"][-1] >= 25
     )
     assert [h.symbol for h in crossed] == want
-    with pytest.raises(Exception, match="not an indicator"):
+    with pytest.raises(DataValidationError, match="expected 'name op value'"):
         repo.screen(conn, "day", ["rsi_14; drop table bars < 3"])
+    with pytest.raises(DataValidationError, match="not an indicator"):
+        repo.screen(conn, "day", [repo.Condition("rsi_14; drop table bars", "<", 3.0)])
 
 
 def test_screen_reads_indexes_over_thousands_of_symbols(conn: psycopg.Connection[Any]) -> None:

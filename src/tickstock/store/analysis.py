@@ -330,7 +330,8 @@ def indicator_history(
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT ts, value FROM indicator_values WHERE symbol = %s AND timeframe = %s "
-            "AND name = %s AND ts >= coalesce(%s, '-infinity') AND ts < coalesce(%s, 'infinity') "
+            "AND name = %s AND ts >= coalesce(%s::timestamptz, '-infinity') "
+            "AND ts < coalesce(%s::timestamptz, 'infinity') "
             "ORDER BY ts",
             (symbol, timeframe, name, start, end),
         ).fetchall()
@@ -383,7 +384,7 @@ def detections_of(
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             _DETECTION_SELECT + "WHERE symbol = %s AND timeframe = %s "
-            "AND ts >= coalesce(%s, '-infinity') AND ts < coalesce(%s, 'infinity') "
+            "AND ts >= coalesce(%s::timestamptz, '-infinity') AND ts < coalesce(%s::timestamptz, 'infinity') "
             "ORDER BY ts, pattern",
             (symbol, timeframe, start, end),
         ).fetchall()
