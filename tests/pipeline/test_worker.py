@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 from psycopg_pool import ConnectionPool
-from test_worker_fixtures import BARS_PER_SYMBOL, SLOW_MS_VARIABLE, slow_upsert_load
+from test_worker_fixtures import BARS_PER_SYMBOL, HANDLERS, SLOW_MS_VARIABLE
+from tests.bus.redis_server import PrivateRedis
 
 from tickstock.bus import deadletter
 from tickstock.bus.connection import connect
@@ -52,9 +54,25 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def make_worker(pool: ConnectionPool, client: redis.Redis) -> Callable[..., Worker]:
+    return _worker_factory(pool, client)
+
+
+@pytest.fixture
+def private_client(tmp_path: Path) -> Iterator[redis.Redis]:
+    """A client of a Redis server of this test alone: pub/sub channels ignore the logical
+    database, so the legacy channels of the shared server would be shared with every other
+    test session on the machine."""
+    server = PrivateRedis(tmp_path / "redis").start()
+    c = connect(server.url, name="test-worker")
+    yield c
+    c.close()
+    server.stop()
+
+
+def _worker_factory(pool: ConnectionPool, client: redis.Redis) -> Callable[..., Worker]:
     def make(name: str = "w1", heartbeat: HeartbeatThread | None = None) -> Worker:
         return Worker(name=name, client=client, pool=pool, clock=LiveClock(),
-                      handlers={HistoricalLoad.message_type: slow_upsert_load},
+                      handlers=HANDLERS,
                       options=WorkerOptions(claim_idle_s=0.5, block_ms=50),
                       heartbeat=heartbeat)
     return make
@@ -233,7 +251,8 @@ def test_heartbeat_shows_busy_while_a_job_runs(make_worker, client, monkeypatch)
     assert "busy" in states
 
 
-def test_seed_compat_channels(make_worker, pool, client) -> None:  # type: ignore[no-untyped-def]
+def test_seed_compat_channels(pool, private_client) -> None:  # type: ignore[no-untyped-def]
+    client, make_worker = private_client, _worker_factory(pool, private_client)
     subscribers = [SeedCompatSubscriber(client, source=f"w{i}", clock=LiveClock()).start()
                    for i in range(2)]  # two workers listening: the job must still run once
     for sub in subscribers:
@@ -263,23 +282,26 @@ def test_seed_compat_channels(make_worker, pool, client) -> None:  # type: ignor
     assert reasons[1].startswith("legacy message refused: job_type:")
 
 
-def test_seed_compat_cancel(make_worker, pool, client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_seed_compat_cancel(pool, private_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv(SLOW_MS_VARIABLE, "150")
+    client = private_client
     sub = SeedCompatSubscriber(client, source="w1", clock=LiveClock()).start()
-    assert sub.ready.wait(5)
-    job_id = "0d4b1c1e-0000-4000-8000-000000000002"
-    client.publish(names.LEGACY_DATA_LOAD_CHANNEL, json.dumps({
-        "job_id": job_id, "job_type": "multi_timeframe_load",
-        "symbols": [f"S{i}" for i in range(20)], "timeframes": ["day"], "years": 2}))
-    worker = make_worker()
+    worker = _worker_factory(pool, client)()
     thread = _in_thread(worker)
     store = JobStore(pool, LiveClock())
-    _wait(lambda: (j := store.get(job_id)) is not None and j.processed >= 1, timeout=20)
-    client.publish(names.LEGACY_CONTROL_CHANNEL, json.dumps({"action": "cancel",
-                                                              "job_id": job_id}))
-    _wait(lambda: (j := store.get(job_id)) is not None and j.finished)
-    worker.stop()
-    sub.stop()
-    thread.join(timeout=5)
+    job_id = "0d4b1c1e-0000-4000-8000-000000000002"
+    try:
+        assert sub.ready.wait(5)
+        client.publish(names.LEGACY_DATA_LOAD_CHANNEL, json.dumps({
+            "job_id": job_id, "job_type": "multi_timeframe_load",
+            "symbols": [f"S{i}" for i in range(20)], "timeframes": ["day"], "years": 2}))
+        _wait(lambda: (j := store.get(job_id)) is not None and j.processed >= 1, timeout=20)
+        client.publish(names.LEGACY_CONTROL_CHANNEL, json.dumps({"action": "cancel",
+                                                                  "job_id": job_id}))
+        _wait(lambda: (j := store.get(job_id)) is not None and j.finished)
+    finally:
+        worker.stop()
+        sub.stop()
+        thread.join(timeout=5)
     job = store.get(job_id)
     assert job is not None and job.status is JobStatus.CANCELLED and job.processed < 20

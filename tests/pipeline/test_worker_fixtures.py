@@ -1,7 +1,8 @@
 """A job handler for worker tests, importable by a real ``tickstock worker`` subprocess through
 ``TICKSTOCK_WORKER_HANDLER_MODULES=test_worker_fixtures`` (with this folder on PYTHONPATH).
 
-It stands in for the market-data loader of ``job.historical_load``: per symbol it upserts
+It stands in for the market-data loader of ``job.historical_load`` and
+``job.multi_timeframe_load`` (the jobs seed-shaped messages become): per symbol it upserts
 ``BARS_PER_SYMBOL`` daily bars (the natural-key upsert real loaders use) and then waits
 ``TICKSTOCK_TEST_SLOW_MS`` milliseconds, so a test can kill a worker in the middle of a job.
 A symbol named ``FAIL...`` fails; a symbol named ``BOOM`` makes the handler raise.
@@ -15,7 +16,7 @@ from typing import cast
 
 from pydantic import BaseModel
 
-from tickstock.contracts.jobs import HistoricalLoad
+from tickstock.contracts.jobs import HistoricalLoad, MultiTimeframeLoad
 from tickstock.pipeline.jobs import JobContext, register_job_handler
 
 BARS_PER_SYMBOL = 5
@@ -23,7 +24,7 @@ SLOW_MS_VARIABLE = "TICKSTOCK_TEST_SLOW_MS"
 
 
 def slow_upsert_load(payload: BaseModel, ctx: JobContext) -> None:
-    job = cast(HistoricalLoad, payload)
+    job = cast(HistoricalLoad | MultiTimeframeLoad, payload)
     delay_s = int(os.environ.get(SLOW_MS_VARIABLE, "0")) / 1000.0
     ctx.set_total(len(job.symbols))
     for symbol in job.symbols:
@@ -44,4 +45,8 @@ def slow_upsert_load(payload: BaseModel, ctx: JobContext) -> None:
         ctx.symbol_done(symbol, timeframe="day", bars=BARS_PER_SYMBOL)
 
 
-register_job_handler(HistoricalLoad.message_type, slow_upsert_load, replace=True)
+#: What a worker built in-process gets; a worker process imports this module instead.
+HANDLERS = {HistoricalLoad.message_type: slow_upsert_load,
+            MultiTimeframeLoad.message_type: slow_upsert_load}
+for _job_type, _handler in HANDLERS.items():
+    register_job_handler(_job_type, _handler, replace=True)
