@@ -9,5 +9,6 @@ pub/sub mirror, the job read model and heartbeats. No business logic.
     readmodel    tickstock:job:{id} hashes
     heartbeat    HeartbeatThread, read_heartbeats
     submit       submit_job, send_command
+    inspection   queued entries, stream and group sizes (for operators)
     metrics      Prometheus counters and gauges
 """
