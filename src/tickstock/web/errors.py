@@ -97,6 +97,13 @@ def install(app: FastAPI) -> None:
         log.error("unhandled TickStock error: %s", exc)
         return _respond(request, 500, "internal error")
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette's outermost middleware sends this response, then re-raises so the
+        # server logs the traceback.
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _respond(request, 500, "internal error: the failure is logged")
+
     @app.exception_handler(psycopg.OperationalError)
     async def _db_down(request: Request, exc: psycopg.OperationalError) -> Response:
         log.error("database unavailable: %s", exc)

@@ -56,8 +56,8 @@ def bars(pool: Pool, symbol: str, timeframe: str, *, start: datetime | None = No
     with pool.connection() as db:
         rows = db.execute(
             "SELECT ts, open, high, low, close, volume, vwap FROM bars "
-            "WHERE symbol = %s AND timeframe = %s AND ts >= coalesce(%s, '-infinity') "
-            "AND ts < coalesce(%s, 'infinity') ORDER BY ts DESC LIMIT %s",
+            "WHERE symbol = %s AND timeframe = %s AND ts >= coalesce(%s::timestamptz, '-infinity') "
+            "AND ts < coalesce(%s::timestamptz, 'infinity') ORDER BY ts DESC LIMIT %s",
             (symbol, timeframe, start, end, limit)).fetchall()
     return [dict(r) for r in reversed(rows)]
 
@@ -70,7 +70,8 @@ def indicator_series(pool: Pool, symbol: str, timeframe: str, names: list[str],
     with pool.connection() as db:
         rows = db.execute(
             "SELECT name, ts, value FROM indicator_values WHERE symbol = %s AND timeframe = %s "
-            "AND name = ANY(%s) AND ts >= %s AND ts < coalesce(%s, 'infinity') ORDER BY name, ts",
+            "AND name = ANY(%s) AND ts >= %s AND ts < coalesce(%s::timestamptz, 'infinity') "
+            "ORDER BY name, ts",
             (symbol, timeframe, names, start, end)).fetchall()
     out: dict[str, list[Any]] = {n: [] for n in names}
     for r in rows:
