@@ -23,7 +23,8 @@ from tickstock.core.timeutil import NEW_YORK
 from tickstock.market.calendar import nyse
 from tickstock.ops.infra import free_port
 from tickstock.pipeline.api import create_app
-from tickstock.pipeline.daily.wiring import build_executor, build_service
+from tickstock.pipeline.daily.service import build_service
+from tickstock.pipeline.daily.wiring import build_executor
 from tickstock.store.db import create_pool
 
 TOKEN = "test-token-123"

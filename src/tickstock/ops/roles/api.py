@@ -31,7 +31,7 @@ from tickstock.market.calendar import nyse
 from tickstock.ops import infra, metrics
 from tickstock.ops.settings import Settings
 from tickstock.pipeline.api import create_app
-from tickstock.pipeline.daily.wiring import build_service
+from tickstock.pipeline.daily.service import build_service
 from tickstock.store.db import create_pool
 
 log = logging.getLogger(__name__)

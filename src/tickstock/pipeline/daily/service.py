@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+import redis
+from psycopg_pool import ConnectionPool
+
 from tickstock.contracts.commands import Command
 from tickstock.contracts.events import CommandAccepted, CommandRejected
-from tickstock.core.clock import Clock
+from tickstock.core.clock import Clock, LiveClock
 from tickstock.market.calendar import MarketCalendar
+from tickstock.pipeline.daily.busio import RedisCommandSender
 from tickstock.pipeline.daily.progress import RunProgressView, run_view
 from tickstock.pipeline.scheduler import next_run_at
 from tickstock.store.runs import ImportFailure, RunRepository
@@ -105,3 +109,14 @@ class PipelineService:
         run_id = getattr(command, "run_id", None)
         return CommandReceipt(command_id, command.message_type, "submitted", run_id=run_id,
                               note="no answer yet: is a worker running?")
+
+
+def build_service(
+    *, pool: ConnectionPool, client: redis.Redis, calendar: MarketCalendar, clock: Clock,
+    source: str,
+) -> PipelineService:
+    """The service the API and the CLI read and submit through (no analysis code is loaded)."""
+    # Waiting for an answer is real time whatever clock the service reads.
+    sender = RedisCommandSender(client, source=source, clock=LiveClock())
+    return PipelineService(runs=RunRepository(pool), schedules=ScheduleRepository(pool),
+                           calendar=calendar, clock=clock, commands=sender)

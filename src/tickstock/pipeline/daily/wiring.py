@@ -1,4 +1,5 @@
-"""Wiring of the daily run for a process that executes it (worker) or serves it (API, CLI).
+"""Wiring of the daily run for a process that executes it (worker, CLI ``--now``, tests); the
+service the API and CLI read through is built by ``service.build_service``.
 
 Composition roots (``ops/roles/*``) and tests call these with the clients they built; nothing
 here connects on its own.
@@ -19,13 +20,12 @@ from tickstock.contracts.common import Phase
 from tickstock.contracts.envelope import Envelope
 from tickstock.contracts.events import Event
 from tickstock.contracts.jobs import RunPhaseBatch
-from tickstock.core.clock import Clock, LiveClock
+from tickstock.core.clock import Clock
 from tickstock.market.calendar import MarketCalendar
 from tickstock.market.providers.base import Provider
 from tickstock.pipeline.commands import CommandHandlers
-from tickstock.pipeline.daily.busio import RedisCommandSender, RedisRunBus
+from tickstock.pipeline.daily.busio import RedisRunBus
 from tickstock.pipeline.daily.orchestrator import DailyRun, PhaseSetup, PhaseStep
-from tickstock.pipeline.daily.service import PipelineService
 from tickstock.pipeline.daily.steps.analysis import AnalysisStep
 from tickstock.pipeline.daily.steps.importer import TopUpImporter
 from tickstock.pipeline.daily.steps.outcomes import OutcomeRefresh
@@ -74,17 +74,6 @@ def build_executor(
                                calendar=calendar, clock=clock, emit=emit,
                                indicator_names=indicator_names, pattern_names=pattern_names)
     return DailyExecutor(daily, commands)
-
-
-def build_service(
-    *, pool: ConnectionPool, client: redis.Redis, calendar: MarketCalendar, clock: Clock,
-    source: str,
-) -> PipelineService:
-    """The service the API and the CLI read and submit through."""
-    # Waiting for an answer is real time whatever clock the service reads.
-    sender = RedisCommandSender(client, source=source, clock=LiveClock())
-    return PipelineService(runs=RunRepository(pool), schedules=ScheduleRepository(pool),
-                           calendar=calendar, clock=clock, commands=sender)
 
 
 def default_steps(
