@@ -19,6 +19,7 @@ from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
 from tickstock.market.replay import ReplayServer
+from tickstock.ops.roles.stream import live_engine
 from tickstock.pipeline.stream.engine import LiveEngine
 from tickstock.pipeline.stream.feed import Backoff
 from tickstock.pipeline.stream.processor import LiveProcessor
@@ -26,7 +27,6 @@ from tickstock.pipeline.stream.publisher import BusEventSink
 from tickstock.pipeline.stream.service import StreamConfig, StreamService
 from tickstock.pipeline.stream.sessions import SessionLookup
 from tickstock.pipeline.stream.storage import BarStore
-from tickstock.pipeline.stream.talib_engine import TalibLiveEngine
 from tickstock.store.db import create_pool
 
 
@@ -73,8 +73,9 @@ def build_service(pool: ConnectionPool, client: redis.Redis, server: ReplayServe
                   instance: str = "stream-test") -> StreamService:
     clock = LiveClock()
     store = BarStore(pool)
+    sessions = SessionLookup(nyse())
     processor = LiveProcessor(
-        writer=store, engine=engine or TalibLiveEngine(), sessions=SessionLookup(nyse()),
+        writer=store, engine=engine or live_engine(sessions), sessions=sessions,
         sink=BusEventSink(client, source=instance, clock=clock), keep_analyses=True,
     )
     config = StreamConfig(symbols=symbols, ws_url=server.ws_url, api_key=server.api_key,

@@ -1,7 +1,8 @@
 """The recorded minute file replayed through the real client into the stream role.
 
 Oracles: the file itself (every in-session minute stored once), ``market.derive`` over the
-stored minutes (derived bars), TA-Lib batch functions over the stored bars (live values).
+stored minutes (derived bars), TA-Lib batch functions and the analysis package's batch engine
+over the stored bars (live indicator values and pattern detections).
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import psycopg
 import pytest
 import talib
 
+from tickstock.analysis import Bars, batch
 from tickstock.contracts.common import Timeframe
-from tickstock.market.bars import BarFrame, datetime_to_ns
+from tickstock.market.bars import BarFrame, datetime_to_ns, ns_to_datetime
 from tickstock.market.calendar import nyse
 from tickstock.market.derive import derive
 from tickstock.market.replay import ReplayServer, frames_from_bars, read_minute_csv
+from tickstock.pipeline.stream.analysis_engine import live_specs
 from tickstock.pipeline.stream.processor import LIVE_TIMEFRAMES
+from tickstock.pipeline.stream.sessions import SessionLookup
 
 from .harness import Running, Subscriber, build_service, infrastructure, until
 
@@ -61,7 +65,7 @@ def test_minute_file_replay_is_stored_rolled_up_analysed_and_published(
                 await server.drain()
                 await until(lambda: service.stats.received == len(frames), what="all received")
                 await service.drain()
-                analyses = {(tf, datetime_to_ns(ts)): a.values
+                analyses = {(tf, datetime_to_ns(ts)): a
                             for (_, tf, ts), a in service.processor.kept.items()}
                 await running.stop()
                 return {"stats": service.stats, "analyses": analyses}
@@ -90,20 +94,50 @@ def test_minute_file_replay_is_stored_rolled_up_analysed_and_published(
     # live indicator values equal TA-Lib batch over the same stored bars, bit for bit
     analyses = result["analyses"]
     for tf, frame in [(Timeframe.MIN1, minutes), *derived.items()]:
-        batch = {"rsi_14": talib.RSI(frame.close, 14), "sma_20": talib.SMA(frame.close, 20),
+        oracle = {"rsi_14": talib.RSI(frame.close, 14), "sma_20": talib.SMA(frame.close, 20),
                  "ema_20": talib.EMA(frame.close, 20)}
         for i, ts in enumerate(frame.ts.tolist()):
-            live = analyses[(tf, ts)]  # type: ignore[index]
-            for name, values in batch.items():
+            live = analyses[(tf, ts)].values  # type: ignore[index]
+            for name, values in oracle.items():
                 if np.isnan(values[i]):
                     assert name not in live, (tf, i, name)
                 else:
                     assert live[name] == values[i], (tf, i, name)
+    # ... and every value and detection equals the analysis package's batch run over them
+    detected = 0
+    for tf, frame in [(Timeframe.MIN1, minutes), *derived.items()]:
+        detected += _assert_batch_equal(frame, analyses, tf)  # type: ignore[arg-type]
+    assert detected > 0
     # a subscriber of the event stream saw every closed bar once, and the forming ones
     finals = Counter((b.timeframe, b.ts) for b in subscriber_events.of("bar.live") if b.final)
     assert len(finals) == 1560 + sum(len(f) for f in derived.values())
     assert set(finals.values()) == {1}
     forming = [b for b in subscriber_events.of("bar.live") if not b.final]
     assert {b.timeframe for b in forming} == set(LIVE_TIMEFRAMES[1:])
+    patterns = subscriber_events.of("pattern.detected")
+    assert len(patterns) == detected
+    assert all(0 <= p.confidence <= 1 and p.source == "live" for p in patterns)
     alerts = subscriber_events.of("indicator.alert")
     assert {a.condition for a in alerts} >= {"cross_above", "cross_below"}  # RSI 30/70
+
+
+def _assert_batch_equal(frame: BarFrame, analyses: dict[tuple[Timeframe, int], object],
+                        tf: Timeframe) -> int:
+    """Live values and detections of every bar of ``frame`` against ``analysis.batch``."""
+    sessions = SessionLookup(nyse())
+    opens = [sessions.session_of(ns_to_datetime(ts)) for ts in frame.ts.tolist()]
+    assert all(opens)
+    bars = Bars(SYMBOL, tf.value, frame.ts, frame.open, frame.high, frame.low, frame.close,
+                frame.volume, session=np.array([datetime_to_ns(s.open) for s in opens if s]))
+    result = batch.compute(bars, live_specs())
+    found = {(d.ts_ns, d.pattern): d for d in result.detections}
+    for i, ts in enumerate(frame.ts.tolist()):
+        live = analyses[(tf, ts)]
+        expected = {k: float(v[i]) for k, v in result.values.items() if not np.isnan(v[i])}
+        assert live.values == expected, (tf, i)  # type: ignore[attr-defined]
+        mine = {(ts, d.pattern): d for d in live.detections}  # type: ignore[attr-defined]
+        assert mine.keys() == {k for k in found if k[0] == ts}, (tf, i)
+        for key, d in mine.items():
+            assert (d.direction.value, d.confidence) == (found[key].direction,
+                                                         found[key].confidence), key
+    return len(found)

@@ -28,6 +28,7 @@ from tickstock.market.calendar import nyse
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
 from tickstock.ops import infra
 from tickstock.ops.settings import Settings
+from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine
 from tickstock.pipeline.stream.engine import LiveEngine
 from tickstock.pipeline.stream.metrics import Health
 from tickstock.pipeline.stream.processor import LiveProcessor
@@ -35,7 +36,6 @@ from tickstock.pipeline.stream.publisher import BusEventSink
 from tickstock.pipeline.stream.service import StreamConfig, StreamService
 from tickstock.pipeline.stream.sessions import SessionLookup
 from tickstock.pipeline.stream.storage import BarStore
-from tickstock.pipeline.stream.talib_engine import TalibLiveEngine
 from tickstock.store.db import create_pool
 from tickstock.store.runs import RunRepository
 
@@ -69,8 +69,9 @@ def run(settings: Settings, instance: str, **options: Any) -> None:
         rest_url = options.get("rest_url") or settings.massive_base_url
         api_key = provider_key(settings, options.get("api_key"), ws_url)
         store = BarStore(pool)
+        sessions = SessionLookup(calendar)
         processor = LiveProcessor(
-            writer=store, engine=live_engine(), sessions=SessionLookup(calendar),
+            writer=store, engine=live_engine(sessions), sessions=sessions,
             sink=BusEventSink(client, source=instance, clock=clock),
             forming_events=bool(options.get("forming_events", True)),
         )
@@ -106,9 +107,10 @@ async def _until_signalled(service: StreamService) -> None:
     await service.run(stop)
 
 
-def live_engine() -> LiveEngine:
-    """The incremental engine the live bars are analysed with."""
-    return TalibLiveEngine()
+def live_engine(sessions: SessionLookup) -> LiveEngine:
+    """The incremental engine the live bars are analysed with: the analysis package's, on the
+    live set of indicators and patterns."""
+    return AnalysisLiveEngine(sessions)
 
 
 def resolve_symbols(runs: RunRepository, symbols: Sequence[str] | None,

@@ -34,7 +34,7 @@ class AlertConfig:
 
     rsi: str = "rsi_14"
     rsi_levels: tuple[float, ...] = (30.0, 70.0)
-    vwap: str = "vwap"
+    vwap: str = "vwap.mid"
     surge_factor: float = 3.0
     surge_window: int = 20
 

@@ -1,7 +1,7 @@
 """A small ``LiveEngine`` straight on TA-Lib's stream handles (RSI, SMA, EMA) plus session VWAP.
 
-It stands in until ``tickstock.analysis`` offers its incremental engine, and it is the baseline
-of ``bench/stream.py`` (the bare stream updates for the same set). Values equal TA-Lib batch
+It is the light alternative to ``AnalysisLiveEngine`` (no patterns), and its indicator set is
+the baseline of ``bench/stream.py`` (the bare stream updates). Values equal TA-Lib batch
 output over the same bars: a handle is opened on the bars seen so far as soon as there are
 enough of them, then carried forward one bar at a time.
 """
@@ -29,7 +29,7 @@ DEFAULT_SET: dict[str, tuple[str, int]] = {
     "sma_20": ("SMA", 20),
     "ema_20": ("EMA", 20),
 }
-VWAP = "vwap"
+VWAP = "vwap.mid"  # the analysis catalogue's name of the session VWAP
 _HISTORY_CAP = 400  # closes kept until every handle is open; far above any warm-up here
 
 

@@ -1,0 +1,175 @@
+"""Minute-boundary bursts of a 5,000-symbol synthetic market through the stream role.
+
+    .venv/bin/python bench/stream.py [--symbols 5000] [--bursts 10] [--warm 25]
+
+A replay server (its own process, speaking the provider's protocol) plays a synthetic market;
+the stream service (this process: the real ``massive`` client, the role's engine, real
+PostgreSQL and Redis) stores, rolls up, analyses and publishes; a subscriber (its own process,
+reading the bus event stream as the web role's live push does) records when events arrive.
+
+Latency of a burst: from the wall time the provider handed the burst's last message to the
+socket, to the wall time the subscriber read the last event the burst produced. ``--warm``
+minutes are played first, unmeasured, so every indicator has a value. The baseline is the bare
+TA-Lib stream updates (``talib.stream`` handles, one per indicator of the engine's set) for the
+same bars: the ratio says what storing, rolling up, detecting, alerting and publishing cost on
+top of the arithmetic itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import time
+from typing import Any
+
+import numpy as np
+from talib import stream as ta_stream
+
+from _stream_procs import frames, provider, subscriber
+from common import median, percentile, report, scratch_database, scratch_redis
+from tickstock.bus.connection import connect
+from tickstock.contracts import names
+from tickstock.core.clock import LiveClock
+from tickstock.market.calendar import nyse
+from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
+from tickstock.ops.roles.stream import live_engine
+from tickstock.pipeline.stream.feed import Backoff
+from tickstock.pipeline.stream.processor import LiveProcessor
+from tickstock.pipeline.stream.publisher import BusEventSink
+from tickstock.pipeline.stream.service import StreamConfig, StreamService
+from tickstock.pipeline.stream.sessions import SessionLookup
+from tickstock.pipeline.stream.storage import BarStore
+from tickstock.pipeline.stream.talib_engine import DEFAULT_SET
+from tickstock.store.db import create_pool
+
+TARGET_P99_MS = 500.0
+
+
+def _entry(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def bare_talib_seconds(played: list[Any], warm: int) -> float:
+    """Median time of one burst of bare ``talib.stream`` updates (the engine's indicator set)."""
+    closes = np.array([f.close for f in played])  # minutes x symbols
+    handles = [[getattr(ta_stream, fn)(closes[:warm, i].copy(), timeperiod=period)
+                for fn, period in DEFAULT_SET.values()] for i in range(closes.shape[1])]
+    times = []
+    for k in range(warm, len(played)):
+        row = closes[k].tolist()
+        started = time.perf_counter()
+        for i, close in enumerate(row):
+            for handle in handles[i]:
+                handle.update(close)
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+class TimedProcessor(LiveProcessor):
+    """The role's processor, adding up the time spent in ``process``."""
+
+    busy_s = 0.0
+
+    def process(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return super().process(*args, **kwargs)
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+
+async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    to_provider, provider_end = ctx.Pipe()
+    from_subscriber, subscriber_end = ctx.Pipe()
+    stop_subscriber = ctx.Event()
+    minutes = args.warm + args.bursts
+    procs = [ctx.Process(target=provider, args=(provider_end, args.symbols, minutes)),
+             ctx.Process(target=subscriber, args=(subscriber_end, redis_url, stop_subscriber))]
+    for proc in procs:
+        proc.start()
+    loop = asyncio.get_running_loop()
+    ws_url, rest_url = await loop.run_in_executor(None, to_provider.recv)
+    await loop.run_in_executor(None, from_subscriber.recv)  # subscriber ready
+    pool = create_pool(db_dsn, max_size=4)
+    client = connect(redis_url, name="bench-stream")
+    clock = LiveClock()
+    sessions = SessionLookup(nyse())
+    processor = TimedProcessor(writer=BarStore(pool), engine=live_engine(sessions),
+                               sessions=sessions,
+                               sink=BusEventSink(client, source="bench-stream", clock=clock))
+    symbols = tuple(frames(args.symbols, 1)[0].symbols)
+    service = StreamService(
+        StreamConfig(symbols=symbols, ws_url=ws_url, api_key="bench-key", outside_hours=True,
+                     backoff=Backoff(initial_s=0.05, max_s=0.5)),
+        processor=processor, store=BarStore(pool), calendar=nyse(), clock=clock,
+        history=MassiveProvider(nyse(), MassiveConfig("bench-key", rest_url, retries=0)))
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run(stop))
+    arrivals: list[tuple[tuple[int, int], float]] = []
+    latencies: list[float] = []
+    busy: list[float] = []
+    try:
+        for k in range(minutes):
+            before = processor.busy_s
+            to_provider.send("next")
+            _, sent_at = await loop.run_in_executor(None, to_provider.recv)
+            while service.stats.received < (k + 1) * args.symbols:
+                await asyncio.sleep(0.002)
+            await service.drain()
+            last = _entry(client.xrevrange(names.EVENTS_STREAM, count=1)[0][0].decode())
+            reached = await _arrival(loop, from_subscriber, arrivals, last)
+            if k >= args.warm:
+                latencies.append(reached - sent_at)
+                busy.append(processor.busy_s - before)
+                print(f"burst {k - args.warm + 1}: {1000 * (reached - sent_at):.0f} ms "
+                      f"(processing {1000 * busy[-1]:.0f} ms, "
+                      f"{service.stats.events} events so far)", flush=True)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 60)
+        processor.close()
+        to_provider.send("stop")
+        stop_subscriber.set()
+        for proc in procs:
+            proc.join(30)
+        client.close()
+        pool.close()
+    return {"latencies": latencies, "busy": busy, "stats": service.stats.snapshot()}
+
+
+async def _arrival(loop: asyncio.AbstractEventLoop, conn: Any,
+                   arrivals: list[tuple[tuple[int, int], float]], last: tuple[int, int]) -> float:
+    """Wall time at which the subscriber had read entry ``last``."""
+    while True:
+        for entry, at in arrivals:
+            if entry >= last:
+                return at
+        cursor, at = await loop.run_in_executor(None, conn.recv)
+        arrivals.append((_entry(cursor), at))
+        del arrivals[:-50]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=5000)
+    parser.add_argument("--bursts", type=int, default=10)
+    parser.add_argument("--warm", type=int, default=25)
+    args = parser.parse_args()
+    with scratch_database() as db_dsn, scratch_redis() as redis_url:
+        result = asyncio.run(run_bursts(db_dsn, redis_url, args))
+    bare = bare_talib_seconds(frames(args.symbols, args.warm + args.bursts), args.warm)
+    latencies = [1000 * s for s in result["latencies"]]
+    per_bar = median(result["busy"]) / args.symbols
+    print(f"symbols = {args.symbols}, bursts = {args.bursts}, events = {result['stats']['events']}")
+    print(f"burst_p50_ms = {median(latencies):.0f}")
+    print(f"processing per bar = {1e6 * per_bar:.1f} us; bare TA-Lib stream updates "
+          f"({len(DEFAULT_SET)} indicators) per bar = {1e6 * bare / args.symbols:.2f} us; "
+          f"ratio = {per_bar / (bare / args.symbols):.0f}x")
+    return report("burst_p99_ms", percentile(latencies, 99), "<=", TARGET_P99_MS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The stream's ``LiveEngine`` on ``tickstock.analysis``'s incremental engine.
+
+The same specs, kernels and pattern detectors as the nightly batch run, one bar at a time: a
+closed bar's values and detections equal ``analysis.batch.compute`` over the same stored bars.
+The live set (``LIVE_SPECS``) is a subset of the catalogue chosen for a minute-boundary burst
+of thousands of symbols: the indicators the dashboard and the alert rules read, and patterns
+whose inputs need no daily context. Analysis knows no calendar, so the session each bar belongs
+to (for the session VWAP and intraday relative volume) is looked up here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from tickstock.analysis import Bar, Bars, Snapshot, Spec, get
+from tickstock.analysis.bars import datetime_to_ns
+from tickstock.analysis.incremental import Engine
+from tickstock.analysis.results import Detection as AnalysisDetection
+from tickstock.contracts.common import Timeframe
+from tickstock.contracts.events import Direction
+from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.engine import BarAnalysis, Detection
+from tickstock.pipeline.stream.sessions import SessionLookup
+
+#: Canonical names (``tickstock.analysis.registry``) of what the stream computes live.
+LIVE_SPEC_NAMES: tuple[str, ...] = (
+    "rsi_14", "sma_20", "ema_20", "vwap", "macd_12_26_9", "bbands_20_2",
+    "cdl_engulfing", "cdl_hammer", "cdl_shootingstar", "cdl_morningstar", "cdl_eveningstar",
+    "volume_surge", "rsi_oversold_entry", "rsi_overbought_entry",
+    "bb_break_upper", "bb_break_lower", "cross_above_sma_50", "cross_below_sma_50",
+)
+
+
+def live_specs(names: Iterable[str] = LIVE_SPEC_NAMES) -> tuple[Spec, ...]:
+    """Specs by canonical name; an unknown name is a NotFoundError naming it."""
+    return tuple(get(name) for name in names)
+
+
+class AnalysisLiveEngine:
+    """``LiveEngine`` over ``analysis.incremental.Engine`` for ``specs``."""
+
+    def __init__(self, sessions: SessionLookup, specs: Sequence[Spec] | None = None) -> None:
+        self.sessions = sessions
+        self.engine = Engine(live_specs() if specs is None else specs)
+
+    def warmup_bars(self, timeframe: Timeframe) -> int:
+        # recursive indicators (EMA, RSI, MACD) converge over a few times their period
+        return max(self.engine.plan.warmup * 3, 60)
+
+    def warm(self, history: Sequence[LiveBar]) -> dict[str, float]:
+        if not history:
+            return {}
+        first = history[0]
+        bars = Bars(
+            first.symbol, first.timeframe.value,
+            np.array([datetime_to_ns(b.start) for b in history], dtype=np.int64),
+            np.array([b.open for b in history]), np.array([b.high for b in history]),
+            np.array([b.low for b in history]), np.array([b.close for b in history]),
+            np.array([b.volume for b in history]),
+            session=np.array([self._session_ns(b) for b in history], dtype=np.int64),
+        )
+        return self.engine.warm_up(bars).latest()
+
+    def update(self, bar: LiveBar) -> BarAnalysis:
+        return _analysis(self.engine.update(self._bar(bar)))
+
+    def peek(self, bar: LiveBar) -> BarAnalysis:
+        return _analysis(self.engine.peek(self._bar(bar)))
+
+    def _bar(self, bar: LiveBar) -> Bar:
+        return Bar(bar.symbol, bar.timeframe.value, datetime_to_ns(bar.start), bar.open,
+                   bar.high, bar.low, bar.close, bar.volume, self._session_ns(bar))
+
+    def _session_ns(self, bar: LiveBar) -> int:
+        session = self.sessions.session_of(bar.start)
+        # a stored bar outside regular hours (an imported extended-hours minute) opens no session
+        return datetime_to_ns(session.open) if session is not None else datetime_to_ns(bar.start)
+
+
+def _analysis(snapshot: Snapshot) -> BarAnalysis:
+    values = {k: v for k, v in snapshot.values.items() if not math.isnan(v)}
+    return BarAnalysis(values, tuple(_detection(d) for d in snapshot.detections))
+
+
+def _detection(d: AnalysisDetection) -> Detection:
+    return Detection(pattern=d.pattern, direction=Direction(d.direction),
+                     confidence=min(1.0, max(0.0, d.confidence)), strength=d.strength,
+                     levels=dict(d.levels), evidence=dict(d.evidence),
+                     daily_agrees=d.daily_agrees)
