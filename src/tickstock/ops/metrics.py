@@ -61,6 +61,7 @@ from redis.retry import Retry
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tickstock import __version__
@@ -157,8 +158,11 @@ def install_metrics(
     The web app keeps its own metrics in ``app.state.metrics.registry`` (and serves only those
     at ``/metrics``): pass ``registries=(REGISTRY, app.state.metrics.registry)``.
     """
+    # First in the list, so it wins over a route the app declared for the same path (FastAPI
+    # keeps included routers as opaque entries, so such a route cannot simply be removed).
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != path]
-    app.add_route(path, metrics_endpoint(registries), methods=["GET"], include_in_schema=False)
+    app.router.routes.insert(0, Route(path, metrics_endpoint(registries), methods=["GET"],
+                                      include_in_schema=False))
 
 
 def metrics_app(registries: tuple[Collector, ...] = (REGISTRY,)) -> ASGIApp:
