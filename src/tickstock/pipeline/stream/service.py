@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Literal
 
+from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import ServiceError
 from tickstock.core.clock import Clock
 from tickstock.core.errors import (
@@ -40,6 +41,7 @@ from tickstock.core.timeutil import NEW_YORK
 from tickstock.market.calendar import MarketCalendar, Session
 from tickstock.market.providers.base import Provider
 from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.engine import BarAnalysis
 from tickstock.pipeline.stream.feed import Backoff, ProviderFeed
 from tickstock.pipeline.stream.metrics import Health
 from tickstock.pipeline.stream.processor import LiveProcessor
@@ -97,6 +99,7 @@ class StreamService:
         self._queue: asyncio.Queue[tuple[float, list[LiveBar]]] = asyncio.Queue()
         self._queued = 0
         self._market_time: datetime | None = None
+        self._inflight_at: float | None = None  # receipt time of the batch being processed
         self._repairs: set[asyncio.Task[None]] = set()
         self._repair_slots = asyncio.Semaphore(config.repair_concurrency)
         self._work = ThreadPoolExecutor(1, thread_name_prefix="stream-process")
@@ -211,6 +214,7 @@ class StreamService:
                 self._market_time = newest
             hold = self.tracker.holding
             started = time.monotonic()
+            self._inflight_at = received_at
             try:
                 await loop.run_in_executor(self._work, partial(
                     self.processor.process, batch, flush_before=self._market_time, hold=hold))
@@ -218,6 +222,7 @@ class StreamService:
                 self._service_error("processor", str(exc))
             finally:
                 self._queued -= len(batch)
+                self._inflight_at = None
             now = time.monotonic()
             self.stats.observe_batch(now - started, now - received_at)
             self._update_backlog(received_at)
@@ -277,9 +282,11 @@ class StreamService:
             await asyncio.sleep(0.5)
 
     def _update_backlog(self, received_at: float | None) -> None:
-        oldest = None
+        # the batch being processed counts too: a stalled write must show, not only a queue
+        oldest = self._inflight_at
         if not self._queue.empty():
-            oldest = self._queue._queue[0][0]  # type: ignore[attr-defined]
+            queued: float = self._queue._queue[0][0]  # type: ignore[attr-defined]
+            oldest = queued if oldest is None else min(oldest, queued)
         lag = time.monotonic() - oldest if oldest is not None else 0.0
         self.stats.set_backlog(queue_depth=self._queued, held=self.tracker.held,
                                unstored=self.processor.unstored, lag_s=lag)
@@ -298,6 +305,12 @@ class StreamService:
             self.processor.sink.publish([event])
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def peek(self, symbol: str, timeframe: Timeframe) -> tuple[LiveBar, BarAnalysis] | None:
+        """The forming ``timeframe`` bar of ``symbol`` "so far" with its analysis, read on the
+        processing thread (the processor's state is single-threaded); commits nothing."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._work, self.processor.peek, symbol, timeframe)
 
     async def drain(self, timeout_s: float = 600.0) -> None:
         """Until every received minute (and every repair) has been processed."""
