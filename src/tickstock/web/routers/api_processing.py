@@ -7,9 +7,10 @@ command id (and the run id the requester can follow). Admin only, except market 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
@@ -22,13 +23,21 @@ from tickstock.contracts.commands import (
     TriggerPatternDetection,
     UpdateSchedule,
 )
-from tickstock.contracts.common import ALL_PHASES, Phase, Symbol, Timeframe, UniverseName
+from tickstock.contracts.common import (
+    ALL_PHASES,
+    Identifier,
+    Phase,
+    Symbol,
+    Timeframe,
+    UniverseName,
+)
 from tickstock.core.ids import new_id
 from tickstock.web import commands
 from tickstock.web.reads import processing as reads
 from tickstock.web.security import Principal, api_admin, api_user, client_address, csrf_guard
 from tickstock.web.services import market_status
 
+RunId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")]
 router = APIRouter(prefix="/api/processing", tags=["processing"],
                    dependencies=[Depends(csrf_guard)])
 
@@ -62,14 +71,13 @@ class SelectionTrigger(BaseModel):
 class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    run_id: str | None = Field(default=None, max_length=128,
-                               description="Absent: the active run.")
+    run_id: Identifier | None = Field(default=None, description="Absent: the active run.")
 
 
 class RetryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source_id: str | None = Field(default=None, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    source_id: Identifier | None = None
     symbols: tuple[Symbol, ...] = Field(default=(), max_length=20000)
 
 
@@ -107,7 +115,7 @@ def daily_status(request: Request, *, _: Principal = Depends(api_admin)) -> dict
 
 
 @router.get("/daily/runs/{run_id}", summary="One run with its phases")
-def daily_run(request: Request, *, run_id: str, _: Principal = Depends(api_admin)) -> dict[str, Any]:
+def daily_run(request: Request, *, run_id: RunId, _: Principal = Depends(api_admin)) -> dict[str, Any]:
     found = reads.run(request.app.state.deps.pool, run_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id!r}")
@@ -214,7 +222,8 @@ def import_retry(request: Request, *, body: RetryRequest | None = None,
 
 
 @router.get("/import/failures", summary="Open per-symbol import failures")
-def import_failures(request: Request, *, source_id: str | None = Query(None, max_length=128),
+def import_failures(request: Request, *,
+                    source_id: str | None = Query(None, pattern=r"^[A-Za-z0-9_.\-]{1,128}$"),
                     limit: int = Query(200, ge=1, le=2000),
                     _: Principal = Depends(api_admin)) -> dict[str, Any]:
     return {"failures": reads.open_failures(request.app.state.deps.pool, source_id, limit)}
