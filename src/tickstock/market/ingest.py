@@ -258,19 +258,10 @@ class Loader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _regular_session(self, bars: BarFrame, result: UnitResult) -> BarFrame:
-        if len(bars) == 0:
-            return bars
-        first = _date_of(int(bars.ts[0])) - timedelta(days=1)
-        last = _date_of(int(bars.ts[-1])) + timedelta(days=1)
-        _, opens, closes = self.calendar.session_arrays(first, last)
-        idx = np.searchsorted(opens, bars.ts, side="right") - 1
-        inside = (idx >= 0) & (bars.ts < closes[np.clip(idx, 0, None)])
-        dropped = int((~inside).sum())
-        if dropped:
-            result.issues.append(RowIssue(
-                bars.symbol, f"{dropped} bars outside regular sessions not stored",
-                bars.timeframe.value))
-        return bars.take(inside)
+        kept, issue = regular_session(self.calendar, bars)
+        if issue is not None:
+            result.issues.append(issue)
+        return kept
 
     def derive_stored(
         self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
@@ -295,6 +286,22 @@ class Loader:
 
 
 _AUTH_PREFIX = "ProviderAuthError: "
+
+
+def regular_session(calendar: MarketCalendar, bars: BarFrame) -> tuple[BarFrame, RowIssue | None]:
+    """Intraday ``bars`` inside regular sessions, and an issue counting those dropped (sources
+    also carry pre-/after-market bars, which no analysis here expects)."""
+    if len(bars) == 0:
+        return bars, None
+    first = _date_of(int(bars.ts[0])) - timedelta(days=1)
+    last = _date_of(int(bars.ts[-1])) + timedelta(days=1)
+    _, opens, closes = calendar.session_arrays(first, last)
+    idx = np.searchsorted(opens, bars.ts, side="right") - 1
+    inside = (idx >= 0) & (bars.ts < closes[np.clip(idx, 0, None)])
+    dropped = int((~inside).sum())
+    issue = None if not dropped else RowIssue(
+        bars.symbol, f"{dropped} bars outside regular sessions not stored", bars.timeframe.value)
+    return bars.take(inside), issue
 
 
 def _date_of(ns: int) -> date:

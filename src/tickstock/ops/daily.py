@@ -16,11 +16,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from tickstock.contracts.events import Event
-from tickstock.market.calendar import nyse
-from tickstock.market.providers import create_provider
+from tickstock.market.calendar import MarketCalendar, nyse
+from tickstock.market.providers import Provider, create_provider
+from tickstock.market.universes import UniverseCatalog
 from tickstock.ops.settings import Settings, load_settings
 from tickstock.pipeline.commands import reject_dead_lettered
 from tickstock.pipeline.daily.wiring import analysis_names, build_executor, default_steps
+from tickstock.pipeline.jobs import data_load
+from tickstock.pipeline.jobs.data_load import DataLoadJobs
 from tickstock.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -32,12 +35,11 @@ def install(worker: Worker, settings: Settings | None = None) -> None:
     """Make ``worker`` execute daily runs and the pipeline's commands."""
     settings = settings or load_settings()
     calendar = nyse()
-    provider = create_provider(
-        settings.effective_provider, calendar,
-        massive_api_key=settings.massive_api_key.get_secret_value()
-        if settings.massive_api_key else None,
-        massive_base_url=settings.massive_base_url, files_dir=settings.files_dir,
-        synthetic_seed=settings.synthetic_seed)
+    provider = provider_from_settings(settings, calendar)
+    # the data-load jobs use the same provider (or the one a job names)
+    data_load.configure(DataLoadJobs(
+        providers=lambda name: provider_from_settings(settings, calendar, name, reuse=provider),
+        calendar=calendar, catalog=UniverseCatalog([settings.data_dir / "universes"])))
     steps, setups = default_steps(pool=worker.pool, provider=provider, calendar=calendar,
                                   clock=worker.clock)
     indicators, patterns = analysis_names()
@@ -54,6 +56,21 @@ def install(worker: Worker, settings: Settings | None = None) -> None:
     worker.add_dead_letter_hook(reject_dead_lettered(emit))
     threading.Thread(target=_reconcile_loop, args=(worker, executor.daily.reconcile),
                      name=f"reconcile-{worker.name}", daemon=True).start()
+
+
+def provider_from_settings(settings: Settings, calendar: MarketCalendar,
+                           name: str | None = None, reuse: Provider | None = None) -> Provider:
+    """The provider ``name`` (default: the configured one) built from ``settings``; ``reuse``
+    when it already is that provider."""
+    name = name or settings.effective_provider
+    if reuse is not None and reuse.capabilities.name == name:
+        return reuse
+    return create_provider(
+        name, calendar,
+        massive_api_key=settings.massive_api_key.get_secret_value()
+        if settings.massive_api_key else None,
+        massive_base_url=settings.massive_base_url, files_dir=settings.files_dir,
+        synthetic_seed=settings.synthetic_seed)
 
 
 def _reconcile_loop(worker: Worker, reconcile: Callable[[], str | None]) -> None:

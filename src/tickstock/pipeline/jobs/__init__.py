@@ -35,7 +35,7 @@ from tickstock.contracts.registry import JOB_TYPES
 from tickstock.core.clock import Clock
 
 #: Modules that register job handlers, imported by the worker at start.
-HANDLER_MODULES: tuple[str, ...] = ()
+HANDLER_MODULES: tuple[str, ...] = ("tickstock.pipeline.jobs.data_load",)
 
 
 class JobContext(Protocol):
