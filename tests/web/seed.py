@@ -78,3 +78,19 @@ def seed(pool: Pool, data: Path) -> dict[str, int]:
             (UNIVERSE, datetime(2016, 1, 1, tzinfo=UTC), datetime(2017, 12, 1, tzinfo=UTC),
              counts["patterns"]))
     return counts
+
+
+def real_symbols(data: Path, count: int) -> list[str]:
+    """The first ``count`` tickers that have a daily file in ../shared/data/daily."""
+    files = sorted((data / "daily").glob("*.csv.gz"))
+    return [f.name.removesuffix(".csv.gz") for f in files][:count]
+
+
+def seed_universe(pool: Pool, universe: str, symbols: list[str]) -> None:
+    """A universe of ``symbols`` with no bars: a daily run imports them."""
+    with pool.connection() as db:
+        db.execute("INSERT INTO symbols (symbol) SELECT unnest(%s::text[]) "
+                   "ON CONFLICT DO NOTHING", (symbols,))
+        db.execute("INSERT INTO universes (name) VALUES (%s)", (universe,))
+        db.execute("INSERT INTO universe_members (universe, symbol) "
+                   "SELECT %s, unnest(%s::text[])", (universe, symbols))

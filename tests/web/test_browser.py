@@ -1,9 +1,10 @@
 """The pages in a real browser: sign in, run and watch a daily run, submit and cancel a load,
 read a symbol chart; a screenshot of each page goes to $TICKSTOCK_TEST_ARTIFACTS.
 
-Progress comes from contract events published on the bus (``EventPublisher``) — what the
-pipeline's workers publish — so the page is exercised through the real event stream and
-WebSocket, with the command/job the page sent read back from the durable streams.
+The daily run is executed by real pipeline workers (``pipeline_worker``) consuming the command
+the page sent; its progress reaches the page through the event stream and the WebSocket. The
+historical load's progress is published as the contract events a worker publishes
+(``EventPublisher``), so the test controls when the job is mid-way and can cancel it there.
 """
 
 from __future__ import annotations
@@ -23,18 +24,14 @@ from tickstock.contracts.events import (
     JobCancelled,
     JobProgress,
     JobStarted,
-    RunCompleted,
-    RunPhaseCompleted,
-    RunPhaseProgress,
-    RunPhaseStarted,
-    RunStarted,
 )
 from tickstock.contracts.jobs import HistoricalLoad
 from tickstock.web.config import WebDeps
 
 from .browser import chromium, screenshot, sign_in
 from .conftest import ADMIN, USER, Server
-from .seed import SYMBOLS, UNIVERSE, seed
+from .pipeline_worker import daily_workers
+from .seed import SYMBOLS, UNIVERSE, real_symbols, seed, seed_universe
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
@@ -65,45 +62,56 @@ def _bar(page: Page, phase: str) -> int:
     return int(page.get_attribute(f"#bar-{phase}", "aria-valuenow") or 0)
 
 
+# Records every value each progress bar takes (attribute mutations keep the old value), so
+# the test sees the bars move, not only where they end.
+WATCH_BARS = """() => {
+  window.__bars = {};
+  document.querySelectorAll('[role=progressbar]').forEach((el) => {
+    window.__bars[el.id] = [el.getAttribute('aria-valuenow')];
+    new MutationObserver((records) => records.forEach((r) => {
+      window.__bars[el.id].push(el.getAttribute('aria-valuenow'));
+    })).observe(el, {attributes: true, attributeFilter: ['aria-valuenow']});
+  });
+}"""
+
+
 def test_daily_run_progress_moves_to_completion_without_reload(
-        page: Page, server: Server, web_deps: WebDeps) -> None:
+        page: Page, server: Server, web_deps: WebDeps, shared_data: Path) -> None:
+    symbols = real_symbols(shared_data, 8)
+    seed_universe(web_deps.pool, "daily8", symbols)
     sign_in(page, server.url, *ADMIN)
     page.goto(f"{server.url}/admin/daily-processing")
     page.wait_for_selector("#market-state")
     page.evaluate("window.__loaded_once = true")
+    page.evaluate(WATCH_BARS)
     page.wait_for_function("document.body.dataset.live === 'live'")
-    page.click("#btn-full")
-    page.wait_for_function("document.body.dataset.runStatus === 'pending'")
+    page.select_option("#trigger-universes", "daily8")
+    with daily_workers(web_deps.pool, web_deps.redis, shared_data, batch_size=2):
+        page.click("#btn-full")
+        page.wait_for_function("document.body.dataset.runId !== ''")
+        run_id = page.evaluate("document.body.dataset.runId")
+        page.wait_for_function("document.body.dataset.runStatus === 'running'")
+        screenshot(page, "admin-daily-processing-running")
+        page.wait_for_function("document.body.dataset.runStatus === 'completed'",
+                               timeout=120_000)
     commands = [e for e in _stream(web_deps, names.COMMANDS_STREAM)
                 if isinstance(e.data, TriggerDailyProcessing)]
     assert len(commands) == 1 and commands[0].data.requested_by == ADMIN[0]
-    run_id = commands[0].data.run_id
-    assert run_id == page.evaluate("document.body.dataset.runId")
-
-    bus = EventPublisher(web_deps.redis, source="worker-test")
-    bus.publish(RunStarted(run_id=run_id, trigger_type="manual", phases=ALL_PHASES),
-                correlation_id=run_id)
-    page.wait_for_function("document.body.dataset.runStatus === 'running'")
-    seen: dict[str, list[int]] = {}
+    assert commands[0].data.run_id == run_id and commands[0].data.universes == ("daily8",)
+    bars: dict[str, list[str | None]] = page.evaluate("window.__bars")
     for phase in ALL_PHASES:
-        bus.publish(RunPhaseStarted(run_id=run_id, phase=phase, total=40), correlation_id=run_id)
-        for done in (10, 25, 40):
-            bus.publish(RunPhaseProgress(run_id=run_id, phase=phase, total=40, processed=done,
-                                         percent=100 * done / 40), correlation_id=run_id)
-            page.wait_for_function(
-                f"document.querySelector('#bar-{phase.value}').getAttribute('aria-valuenow')"
-                f" == '{int(100 * done / 40 + 0.5)}'")  # JS Math.round
-            seen.setdefault(phase.value, []).append(_bar(page, phase.value))
-        if phase.value == "indicators":
-            screenshot(page, "admin-daily-processing-running")
-        bus.publish(RunPhaseCompleted(run_id=run_id, phase=phase, processed=40),
-                    correlation_id=run_id)
-    bus.publish(RunCompleted(run_id=run_id, duration_s=12.5, symbols_processed=40),
-                correlation_id=run_id)
-    page.wait_for_function("document.body.dataset.runStatus === 'completed'")
-    assert all(values == sorted(values) and values[-1] == 100 for values in seen.values())
+        values = [int(v or 0) for v in bars[f"bar-{phase.value}"]]
+        assert values == sorted(values) and values[-1] == 100, (phase, values)
+    # The import phase went 8 symbols in batches of 2: the page showed steps between 0 and 100.
+    assert any(0 < int(v or 0) < 100 for v in bars["bar-data_import"]), bars
     assert page.evaluate("window.__loaded_once") is True  # same document: no reload happened
     assert page.get_attribute("#overall-bar", "aria-valuenow") == "100"
+    page.wait_for_selector(f"#history tr[data-run='{run_id}'] .pill.completed")
+    with web_deps.pool.connection() as db:
+        row = db.execute("SELECT status, symbols_processed FROM processing_runs "
+                         "WHERE run_id = %s", (run_id,)).fetchone()
+    assert row is not None and (row["status"], row["symbols_processed"]) == ("completed", 8)
+    page.wait_for_timeout(400)  # the bars' width transition, for the screenshot
     screenshot(page, "admin-daily-processing")
 
 
