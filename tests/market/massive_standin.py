@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jsonschema
 import referencing
@@ -99,7 +99,7 @@ class StandIn:
         if path.startswith("/v2/aggs/ticker/"):
             return self._aggs(request)
         if path == "/v3/reference/tickers":
-            return self._ok("/v3/reference/tickers", self.sample("reference_tickers.json"))
+            return self._ok("/v3/reference/tickers", self._tickers(request))
         if path == "/v1/marketstatus/now":
             return self._ok("/v1/marketstatus/now", self.sample("marketstatus_now.json"))
         if path == "/v3/reference/splits":
@@ -111,6 +111,16 @@ class StandIn:
             body = {"status": "OK", "request_id": "standin", "results": []}
             return self._ok("/v3/reference/dividends", body)
         return JSONResponse({"status": "NOT_FOUND", "request_id": "standin"}, status_code=404)
+
+    def _tickers(self, request: Request) -> Any:
+        """The real sample as page 1; its ``next_url`` (api.massive.com) is pointed here and
+        answered with an empty last page, so the client's pagination ends."""
+        if "cursor" in request.query_params:
+            return {"status": "OK", "request_id": "standin-last", "count": 0, "results": []}
+        body = self.sample("reference_tickers.json")
+        cursor = urlsplit(body["next_url"]).query
+        body["next_url"] = f"{self.base_url}{request.url.path}?{cursor}"
+        return body
 
     def _ok(self, openapi_path: str, body: Any) -> JSONResponse:
         self.validate(openapi_path, body)
