@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 
 class Payload(BaseModel):
@@ -46,16 +46,15 @@ class Phase(StrEnum):
 ALL_PHASES: tuple[Phase, ...] = tuple(Phase)
 
 
-def _normalize_symbol(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
 #: A ticker: upper-case, 1-24 characters of A-Z, 0-9, '.' and '-' (``BRK.B``, ``BF-B``).
-#: Input is stripped and upper-cased before the check.
+#: Input may be lower-case and padded; it is stripped and upper-cased. The check runs before
+#: the normalisation (pydantic-core's order), hence the lenient pattern; it is done entirely in
+#: pydantic-core because symbol lists are the bulk of what the bus validates.
 Symbol = Annotated[
     str,
-    BeforeValidator(_normalize_symbol),
-    Field(pattern=r"^[A-Z0-9.\-]{1,24}$", examples=["AAPL", "BRK.B"]),
+    StringConstraints(strip_whitespace=True, to_upper=True,
+                      pattern=r"^\s*[A-Za-z0-9.\-]{1,24}\s*$"),
+    Field(examples=["AAPL", "BRK.B"]),
 ]
 
 #: A universe name as stored in ``universes.name``.
