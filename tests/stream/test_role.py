@@ -48,6 +48,7 @@ def test_replay_and_stream_processes(db_dsn: str, redis_url: str, tmp_path: Path
     env |= {
         "TICKSTOCK_DATABASE_URL": db_dsn, "TICKSTOCK_REDIS_URL": redis_url,
         "TICKSTOCK_DATA_DIR": str(tmp_path), "TICKSTOCK_LOG_FORMAT": "json",
+        "TICKSTOCK_STREAM_METRICS_PORT": "0",
         "TICKSTOCK_MASSIVE_WS_URL": f"ws://127.0.0.1:{port}",
         "TICKSTOCK_MASSIVE_BASE_URL": f"http://127.0.0.1:{port}",
     }
@@ -67,7 +68,8 @@ def test_replay_and_stream_processes(db_dsn: str, redis_url: str, tmp_path: Path
                  for k in client.scan_iter(match=names.HEARTBEAT_PATTERN)]
         assert [b["role"] for b in beats] == ["stream"]
         assert beats[0]["state"] in ("running", "busy")
-        assert client.xlen(names.EVENTS_STREAM) > 390 * len(SYMBOLS)
+        # events are published after the bars are stored: wait for the last ones
+        _wait(lambda: client.xlen(names.EVENTS_STREAM) > 390 * len(SYMBOLS), 30, "events")
         stream.send_signal(signal.SIGTERM)
         assert stream.wait(30) == 0, (tmp_path / "stream.log").read_text()
         assert list(client.scan_iter(match=names.HEARTBEAT_PATTERN)) == []
@@ -79,3 +81,51 @@ def test_replay_and_stream_processes(db_dsn: str, redis_url: str, tmp_path: Path
         client.close()
     output = (tmp_path / "replay.log").read_text()
     assert f"TICKSTOCK_MASSIVE_WS_URL=ws://127.0.0.1:{port}" in output
+
+
+def test_without_a_provider_key_the_role_streams_the_demo_market(
+        db_dsn: str, redis_url: str, tmp_path: Path) -> None:
+    """``tickstock up`` on a fresh install: no key, no feed configured, no symbols yet."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TICKSTOCK_") and k != "MASSIVE_API_KEY"}
+    env |= {"TICKSTOCK_DATABASE_URL": db_dsn, "TICKSTOCK_REDIS_URL": redis_url,
+            "TICKSTOCK_DATA_DIR": str(tmp_path), "TICKSTOCK_LOG_FORMAT": "json",
+            "TICKSTOCK_STREAM_METRICS_PORT": "0"}
+    stream = _tickstock("stream", env=env, log=tmp_path / "stream.log")
+    client = redis.Redis.from_url(redis_url)
+
+    def beats() -> list[dict[str, str]]:
+        return [json.loads(client.get(k) or b"{}")
+                for k in client.scan_iter(match=names.HEARTBEAT_PATTERN)]
+
+    def stored(symbol: str) -> list[tuple[object, str]]:
+        with psycopg.connect(db_dsn) as conn:
+            return conn.execute("SELECT ts, source FROM bars WHERE timeframe = '1min' "
+                                "AND symbol = %s ORDER BY ts", (symbol,)).fetchall()
+
+    try:
+        # the empty universe does not stop the role: it is up and waiting for symbols
+        _wait(lambda: [b.get("state") for b in beats()] == ["idle"], 30, "an idle heartbeat")
+        with psycopg.connect(db_dsn) as conn:
+            conn.execute("INSERT INTO symbols (symbol) VALUES ('AAA'), ('BBB')")
+            conn.execute(
+                "INSERT INTO bars (symbol, timeframe, ts, open, high, low, close, volume, source)"
+                " VALUES ('AAA', 'day', '2024-01-02', 50, 51, 49, 50.5, 1000, 'synthetic')")
+        _wait(lambda: len(stored("AAA")) >= 3 and len(stored("BBB")) >= 3, 60,
+              "demo minutes streamed for the new symbols")
+        assert [b["state"] for b in beats()] == ["running"]
+        minutes = stored("AAA")
+        assert {source for _, source in minutes} == {"live"}
+        assert len({ts for ts, _ in minutes}) == len(minutes)
+        with psycopg.connect(db_dsn) as conn:
+            first = conn.execute("SELECT open FROM bars WHERE symbol = 'AAA' AND "
+                                 "timeframe = '1min' ORDER BY ts LIMIT 1").fetchone()
+        assert first is not None and abs(first[0] / 50.5 - 1) < 0.05  # continues the daily chart
+        assert client.xlen(names.EVENTS_STREAM) > 0
+        stream.send_signal(signal.SIGTERM)
+        assert stream.wait(30) == 0, (tmp_path / "stream.log").read_text()
+    finally:
+        if stream.poll() is None:
+            stream.kill()
+            stream.wait(15)
+        client.close()

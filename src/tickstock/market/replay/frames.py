@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,13 +141,20 @@ class SyntheticMinutes:
     same frames, so a test can compute what the replay will send.
     """
 
-    def __init__(self, symbols: Sequence[str], seed: int = 42) -> None:
+    def __init__(self, symbols: Sequence[str], seed: int = 42,
+                 closes: Mapping[str, float] | None = None) -> None:
+        """``closes``: a starting price per symbol (e.g. its last stored daily close), so the
+        made-up minutes continue a known chart; other symbols start at a random price."""
         if not symbols:
             raise DataValidationError("a synthetic replay needs at least one symbol")
         self.symbols = tuple(symbols)
         self._rng = np.random.default_rng(seed)
         n = len(self.symbols)
         self._close: FloatArray = _cents(np.exp(self._rng.uniform(np.log(10), np.log(400), n)))
+        for i, symbol in enumerate(self.symbols):
+            known = (closes or {}).get(symbol)
+            if known is not None and known > 0:
+                self._close[i] = round(known, 2)
         self._daily_volume: FloatArray = np.exp(self._rng.uniform(np.log(2e5), np.log(2e7), n))
         self._sigma: FloatArray = self._rng.uniform(0.012, 0.035, n) / np.sqrt(390.0)
 

@@ -1,5 +1,10 @@
 """Composition root of the stream role: build its clients, run the session loop, stop cleanly.
 
+The heartbeat starts first, so the role is visible within seconds even before it knows its
+universe; an empty universe (a fresh install) is re-checked every ``SYMBOLS_POLL_S``. With the
+synthetic provider and no feed configured, the role plays the demo market
+(``market.replay.demo``) in-process and streams from it, whatever the hour.
+
 Options (until they become settings — see the stream issue's report):
 
     symbols        explicit universe; else the members of ``universes``; else every active
@@ -8,25 +13,34 @@ Options (until they become settings — see the stream issue's report):
     outside_hours  run now, whatever the calendar says (replays, demos)
     ws_url / rest_url / api_key   override the Massive endpoints and key (a local replay)
     forming_events publish the forming 5min/15min/hour bars after each minute
+    demo           force the demo market on or off (default: ``demo_feed``)
+    demo_speed     replay minutes per wall minute of the demo market
+    symbols_poll_s how often an empty universe is looked at again
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
+from psycopg_pool import ConnectionPool
+
 from tickstock.bus.connection import connect
 from tickstock.bus.heartbeat import HeartbeatThread
+from tickstock.contracts.common import Timeframe
 from tickstock.contracts.state import HeartbeatState
 from tickstock.core.clock import LiveClock
 from tickstock.core.errors import ConfigurationError
 from tickstock.market.calendar import nyse
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
-from tickstock.ops import infra
+from tickstock.market.replay.demo import DEMO_SPEED, DemoMarket
+from tickstock.ops import infra, metrics
 from tickstock.ops.settings import Settings
 from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine
 from tickstock.pipeline.stream.engine import LiveEngine
@@ -41,6 +55,10 @@ from tickstock.store.runs import RunRepository
 
 log = logging.getLogger(__name__)
 
+#: How often an empty universe is looked at again (a fresh install loads symbols later).
+SYMBOLS_POLL_S = 5.0
+#: Complete sessions the demo market covers (at 20x, about 20 minutes of wall time each).
+DEMO_SESSIONS = 5
 #: The key a local replay accepts when none is configured (``tickstock replay``'s default).
 REPLAY_KEY = "replay-key"
 #: The stream's health as a heartbeat state (``tickstock status``, the services page).
@@ -51,60 +69,137 @@ HEARTBEAT_STATES: dict[Health, HeartbeatState] = {
 
 
 def run(settings: Settings, instance: str, **options: Any) -> None:
-    """Stream live bars during market hours until SIGTERM/SIGINT."""
+    """Stream live bars during market hours (or the demo market) until SIGTERM/SIGINT."""
     endpoints = infra.resolve(settings, start=False)
     pool = create_pool(endpoints.postgres.url, min_size=1, max_size=4, name="stream")
     client = connect(endpoints.redis.url, name=instance)
     clock = LiveClock()
-    calendar = nyse()
+    exporter = metrics.start_role_metrics(
+        settings, "stream", instance, database_url=endpoints.postgres.url,
+        redis_url=endpoints.redis.url, pool=pool, redis=client)
     heartbeat = HeartbeatThread(client, role="stream", instance=instance, clock=clock,
                                 interval_s=settings.heartbeat_interval_s,
                                 ttl_s=settings.heartbeat_ttl_s)
-    history: MassiveProvider | None = None
-    processor: LiveProcessor | None = None
+    heartbeat.start()  # visible at once, before the universe is known
+    role = _Role(settings, instance, options, pool=pool, client=client, clock=clock,
+                 heartbeat=heartbeat)
     try:
-        symbols = resolve_symbols(RunRepository(pool), options.get("symbols"),
-                                  options.get("universes") or ())
-        ws_url = options.get("ws_url") or settings.massive_ws_url
-        rest_url = options.get("rest_url") or settings.massive_base_url
-        api_key = provider_key(settings, options.get("api_key"), ws_url)
-        store = BarStore(pool)
-        sessions = SessionLookup(calendar)
-        processor = LiveProcessor(
-            writer=store, engine=live_engine(sessions), sessions=sessions,
-            sink=BusEventSink(client, source=instance, clock=clock),
-            forming_events=bool(options.get("forming_events", True)),
-        )
-        history = MassiveProvider(calendar, MassiveConfig(api_key, rest_url))
-        config = StreamConfig(symbols=symbols, ws_url=ws_url, api_key=api_key,
-                              outside_hours=bool(options.get("outside_hours", False)))
-
-        def on_health(health: Health) -> None:
-            heartbeat.state = HEARTBEAT_STATES[health]
-
-        service = StreamService(config, processor=processor, store=store, history=history,
-                                calendar=calendar, clock=clock, instance=instance,
-                                on_health=on_health)
-        heartbeat.start()
-        log.info("stream role starting", extra={"symbols": len(symbols), "feed": ws_url,
-                                                "outside_hours": config.outside_hours})
-        asyncio.run(_until_signalled(service))
+        asyncio.run(role.main())
     finally:
         heartbeat.stop()
-        if processor is not None:
-            processor.close()
-        if history is not None:
-            history.close()
+        role.close()
+        exporter.close()
         client.close()
         pool.close()
 
 
-async def _until_signalled(service: StreamService) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await service.run(stop)
+class _Role:
+    """What ``run`` builds, in the order the role needs it (the symbols may come later)."""
+
+    def __init__(self, settings: Settings, instance: str, options: dict[str, Any], *,
+                 pool: ConnectionPool, client: redis.Redis, clock: LiveClock,
+                 heartbeat: HeartbeatThread) -> None:
+        self.settings, self.instance, self.options = settings, instance, options
+        self.pool, self.client, self.clock, self.heartbeat = pool, client, clock, heartbeat
+        self.calendar = nyse()
+        self.store = BarStore(pool)
+        self.processor: LiveProcessor | None = None
+        self.history: MassiveProvider | None = None
+
+    async def main(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        symbols = await self._wait_for_symbols(stop)
+        if symbols is None:
+            return
+        demo = None
+        if demo_feed(self.settings, self.options):
+            demo = await asyncio.to_thread(self._demo_market, symbols)
+            await demo.start()
+        try:
+            service = self._service(symbols, demo)
+            log.info("stream role starting", extra={
+                "symbols": len(symbols), "feed": service.config.ws_url,
+                "demo": demo is not None, "outside_hours": service.config.outside_hours})
+            await service.run(stop)
+        finally:
+            if demo is not None:
+                await demo.stop()
+
+    async def _wait_for_symbols(self, stop: asyncio.Event) -> tuple[str, ...] | None:
+        """The universe; when it is empty (a fresh install before its first load), re-check
+        every ``symbols_poll_s`` instead of failing, so ``tickstock up`` stays healthy."""
+        runs = RunRepository(self.pool)
+        explicit = self.options.get("symbols")
+        universes = self.options.get("universes") or ()
+        while not stop.is_set():
+            try:
+                return await asyncio.to_thread(resolve_symbols, runs, explicit, universes)
+            except ConfigurationError as exc:
+                if explicit or universes:
+                    raise
+                self.heartbeat.state = "idle"
+                log.warning("%s; checking again in %gs", exc, SYMBOLS_POLL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), float(
+                    self.options.get("symbols_poll_s", SYMBOLS_POLL_S)))
+        return None
+
+    def _demo_market(self, symbols: Sequence[str]) -> DemoMarket:
+        last = self.calendar.last_complete_session(self.clock.now())
+        first = self.calendar.previous_session(last.day)
+        for _ in range(DEMO_SESSIONS - 2):
+            first = self.calendar.previous_session(first.day)
+        daily = self.store.last_bars(symbols, Timeframe.DAY, 1)
+        return DemoMarket(
+            symbols, self.calendar.sessions(first.day, last.day),
+            after=self.store.last_minute(symbols),
+            speed=float(self.options.get("demo_speed", DEMO_SPEED)),
+            seed=self.settings.synthetic_seed,
+            closes={s: bars[-1].close for s, bars in daily.items() if bars})
+
+    def _service(self, symbols: tuple[str, ...], demo: DemoMarket | None) -> StreamService:
+        if demo is not None:
+            ws_url, rest_url, api_key = demo.ws_url, demo.rest_url, demo.api_key
+        else:
+            ws_url = self.options.get("ws_url") or self.settings.massive_ws_url
+            rest_url = self.options.get("rest_url") or self.settings.massive_base_url
+            api_key = provider_key(self.settings, self.options.get("api_key"), ws_url)
+        sessions = SessionLookup(self.calendar)
+        self.processor = LiveProcessor(
+            writer=self.store, engine=live_engine(sessions), sessions=sessions,
+            sink=BusEventSink(self.client, source=self.instance, clock=self.clock),
+            forming_events=bool(self.options.get("forming_events", True)),
+        )
+        self.history = MassiveProvider(self.calendar, MassiveConfig(api_key, rest_url))
+        config = StreamConfig(
+            symbols=symbols, ws_url=ws_url, api_key=api_key,
+            outside_hours=demo is not None or bool(self.options.get("outside_hours", False)))
+        heartbeat = self.heartbeat
+
+        def on_health(health: Health) -> None:
+            heartbeat.state = HEARTBEAT_STATES[health]
+
+        return StreamService(config, processor=self.processor, store=self.store,
+                             history=self.history, calendar=self.calendar, clock=self.clock,
+                             instance=self.instance, on_health=on_health)
+
+    def close(self) -> None:
+        if self.processor is not None:
+            self.processor.close()
+        if self.history is not None:
+            self.history.close()
+
+
+def demo_feed(settings: Settings, options: dict[str, Any]) -> bool:
+    """True when the role should play the demo market: the provider is the synthetic one and
+    no feed was configured (no ``TICKSTOCK_MASSIVE_WS_URL``, no ``ws_url`` option)."""
+    if "demo" in options:
+        return bool(options["demo"])
+    return (settings.effective_provider == "synthetic" and not options.get("ws_url")
+            and "massive_ws_url" not in settings.model_fields_set)
 
 
 def live_engine(sessions: SessionLookup) -> LiveEngine:

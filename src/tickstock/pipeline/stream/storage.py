@@ -60,6 +60,20 @@ class BarStore:
             raise StoreError(f"storing {len(bars)} live bars failed: {exc}") from exc
         return dict(Counter(b.timeframe.value for b in bars))
 
+    def last_minute(self, symbols: Sequence[str]) -> datetime | None:
+        """Start of the newest stored minute bar of any of ``symbols`` (None when none)."""
+        try:
+            with self.pool.connection() as conn:
+                row = conn.execute(
+                    "SELECT max(ts) AS newest FROM bars WHERE timeframe = %s AND symbol = ANY(%s)",
+                    (Timeframe.MIN1.value, list(symbols))).fetchone()
+        except Exception as exc:
+            raise StoreError(f"reading the newest stored minute failed: {exc}") from exc
+        if row is None:
+            return None
+        newest: datetime | None = row["newest"] if isinstance(row, dict) else row[0]
+        return newest
+
     def last_bars(self, symbols: Sequence[str], timeframe: Timeframe, count: int,
                   before: datetime | None = None) -> dict[str, list[LiveBar]]:
         """The last ``count`` stored bars of each symbol (oldest first), optionally only those
