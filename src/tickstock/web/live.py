@@ -96,9 +96,9 @@ class Client:
             return
         except asyncio.QueueFull:
             pass
-        lost = self.queue.qsize()
-        while not self.queue.empty():
-            self.queue.get_nowait()
+        discarded = [self.queue.get_nowait() for _ in range(self.queue.qsize())]
+        # Events lost: the queued ones and ``item``; an earlier resync notice is not an event.
+        lost = sum(isinstance(x, LiveMessage) for x in [*discarded, item])
         self.dropped += lost
         metrics.push_dropped.inc(lost)
         last_id = item.id if isinstance(item, LiveMessage) else None

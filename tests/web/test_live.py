@@ -1,0 +1,174 @@
+"""Live push over the real WebSocket and event stream: per-client filters, catch-up of what a
+reconnecting browser missed, and bounded queues so a slow browser cannot hurt others."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import websockets
+
+from tickstock.bus.events import EventPublisher
+from tickstock.contracts import Envelope
+from tickstock.contracts.events import PatternDetected
+from tickstock.web.config import WebDeps
+from tickstock.web.live import Client, LiveHub, to_live_message
+from tickstock.web.live_filters import Matcher, Subscribe
+from tickstock.web.metrics import create_metrics
+
+from .conftest import USER, Server, login
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def detection(symbol: str, i: int, confidence: float = 0.8,
+              direction: str = "bullish") -> PatternDetected:
+    return PatternDetected(symbol=symbol, timeframe="day", ts=T0 + timedelta(days=i),
+                           pattern="cdl_engulfing", direction=direction,  # type: ignore[arg-type]
+                           confidence=confidence)
+
+
+class Browser:
+    """One WebSocket client with the signed-in user's cookie."""
+
+    def __init__(self, server: Server, cookie: str) -> None:
+        self.url = server.url.replace("http://", "ws://") + "/ws"
+        self.cookie = cookie
+        self.ws: Any = None
+        self.hello: dict[str, Any] = {}
+
+    async def open(self, sub: dict[str, Any]) -> None:
+        self.ws = await websockets.connect(self.url, additional_headers={"Cookie": self.cookie})
+        self.hello = json.loads(await self.ws.recv())
+        await self.ws.send(json.dumps({"op": "subscribe", **sub}))
+        await asyncio.sleep(0.3)  # the subscription is applied before events are published
+
+    async def events(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        out = []
+        while len(out) < count:
+            msg = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if msg["kind"] == "event":
+                out.append(msg)
+        return out
+
+    async def nothing_more(self, wait: float = 1.0) -> bool:
+        try:
+            await asyncio.wait_for(self.ws.recv(), wait)
+        except TimeoutError:
+            return True
+        return False
+
+
+def _cookie(server: Server) -> str:
+    with httpx.Client(base_url=server.url) as client:
+        login(client, USER)
+        return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
+def test_each_browser_gets_only_what_its_filters_match(server: Server,
+                                                       web_deps: WebDeps) -> None:
+    cookie = _cookie(server)
+    bus = EventPublisher(web_deps.redis, source="stream-test")
+
+    async def scenario() -> None:
+        aapl, confident, bearish = (Browser(server, cookie) for _ in range(3))
+        await aapl.open({"topics": ["pattern"], "filters": {"symbols": ["AAPL"]}})
+        await confident.open({"topics": ["pattern"], "filters": {"min_confidence": 0.9}})
+        await bearish.open({"topics": ["pattern"], "filters": {"direction": "bearish"}})
+        for ev in (detection("AAPL", 1), detection("MSFT", 2, 0.95),
+                   detection("MSFT", 3, 0.5, "bearish"), detection("AAPL", 4, 0.99)):
+            bus.publish(ev)
+        got_aapl = await aapl.events(2)
+        got_conf = await confident.events(2)
+        got_bear = await bearish.events(1)
+        assert [(e["data"]["symbol"], e["data"]["ts"][:10]) for e in got_aapl] == [
+            ("AAPL", "2024-03-02"), ("AAPL", "2024-03-05")]
+        assert [e["data"]["confidence"] for e in got_conf] == [0.95, 0.99]
+        assert [e["data"]["symbol"] for e in got_bear] == ["MSFT"]
+        for b in (aapl, confident, bearish):
+            assert await b.nothing_more(0.5)
+            await b.ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_reconnecting_browser_catches_up_in_order_without_repeats(
+        server: Server, web_deps: WebDeps) -> None:
+    cookie = _cookie(server)
+    bus = EventPublisher(web_deps.redis, source="stream-test")
+
+    async def scenario() -> None:
+        first = Browser(server, cookie)
+        await first.open({"topics": ["pattern"]})
+        bus.publish(detection("AAPL", 1))
+        seen = await first.events(1)
+        await first.ws.close()
+        for i in range(2, 6):  # published while the browser is away
+            bus.publish(detection("AAPL", i))
+        again = Browser(server, cookie)
+        await again.open({"topics": ["pattern"], "last_id": seen[0]["id"]})
+        missed = await again.events(4)
+        assert [e["data"]["ts"][:10] for e in missed] == [
+            "2024-03-03", "2024-03-04", "2024-03-05", "2024-03-06"]
+        bus.publish(detection("AAPL", 9))
+        live = await again.events(1)
+        assert live[0]["data"]["ts"][:10] == "2024-03-10"
+        assert await again.nothing_more(0.5)
+        await again.ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_gap_too_large_to_replay_asks_the_page_to_resync(server: Server,
+                                                           web_deps: WebDeps) -> None:
+    cookie = _cookie(server)
+    bus = EventPublisher(web_deps.redis, source="stream-test")
+    limit = web_deps.config.ws_catchup_limit
+
+    async def scenario() -> None:
+        first = Browser(server, cookie)
+        await first.open({"topics": ["pattern"]})
+        bus.publish(detection("AAPL", 0))
+        last = (await first.events(1))[0]["id"]
+        await first.ws.close()
+        pipe_events = [detection("AAPL", 1 + i % 300) for i in range(limit + 5)]
+        for ev in pipe_events:
+            bus.publish(ev)
+        again = Browser(server, cookie)
+        await again.open({"topics": ["pattern"], "last_id": last})
+        msg = json.loads(await asyncio.wait_for(again.ws.recv(), 10))
+        assert msg["kind"] == "resync" and msg["reason"] == "gap"
+        await again.ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_slow_browser_is_bounded_and_does_not_hold_back_others(web_deps: WebDeps) -> None:
+    metrics = create_metrics()
+    hub = LiveHub(web_deps, metrics)
+    sub_all = {"op": "subscribe", "topics": ["pattern"]}
+    slow = Client(is_admin=False, queue_size=8, matcher=Matcher(Subscribe(**sub_all), None))
+    fast = Client(is_admin=False, queue_size=8, matcher=Matcher(Subscribe(**sub_all), None))
+    hub.register(slow)
+    hub.register(fast)
+    messages = []
+    for i in range(50):
+        env = Envelope.create(detection("AAPL", i), source="t")
+        messages.append(to_live_message(f"{1000 + i}-0", env.encode()))
+    received: list[str] = []
+    for msg in messages:  # the fast browser's writer drains after every event; the slow never
+        hub._dispatch([msg])
+        while not fast.queue.empty():
+            item = fast.queue.get_nowait()
+            received.append(item.id if not isinstance(item, str) else item)
+    assert received == [m.id for m in messages]
+    assert slow.queue.qsize() <= slow.queue_size
+    items = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
+    resyncs = [json.loads(i) for i in items if isinstance(i, str)]
+    assert resyncs and resyncs[0]["kind"] == "resync" and resyncs[0]["reason"] == "slow-consumer"
+    # Every event either waits in the queue or was counted as dropped (and the metric says so).
+    assert slow.dropped > 0 and slow.dropped + len(items) - len(resyncs) == 50
+    assert metrics.push_dropped._value.get() == slow.dropped
