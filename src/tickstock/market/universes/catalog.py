@@ -3,8 +3,8 @@
 Built-in lists ship with the package (``data/``: NASDAQ-100, Dow 30, ETFs; each a snapshot,
 replace the file to update it). More files — ``sp500_constituents.csv`` from
 ``../shared/data/universes/`` or any user list — are found in the directories the catalogue
-is given, which win over the built-in ones. Importing an index with sectors also stores one
-universe per sector, named ``<index>:<sector-slug>`` (``sp500:information-technology``).
+is given, which win over the built-in ones. Importing a list whose members name sectors stores one
+more universe per sector, named ``<list>:<sector-slug>`` (``sp500:information-technology``).
 """
 
 from __future__ import annotations
@@ -80,9 +80,8 @@ def sector_slug(sector: str) -> str:
 
 
 def sector_universes(definition: UniverseDefinition) -> list[UniverseDefinition]:
-    """One ``sector`` universe per sector named in an index's members."""
-    if definition.kind != "index":
-        return []
+    """One ``sector`` universe per sector named in the members (none for lists without
+    sectors, such as ETFs)."""
     by_sector: dict[str, list[str]] = {}
     for member in definition.members:
         if member.sector:
