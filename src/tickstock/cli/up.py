@@ -29,7 +29,6 @@ def up(roles_option: str | None, no_demo: bool) -> None:
     from tickstock.core.errors import TickStockError
     from tickstock.ops import infra, preflight
     from tickstock.ops.supervisor import Supervisor, available_roles, read_state
-    from tickstock.store import migrate
 
     configured = settings()
     requested = tuple(r.strip() for r in roles_option.split(",")) if roles_option else configured.roles
@@ -51,6 +50,8 @@ def up(roles_option: str | None, no_demo: bool) -> None:
     try:
         endpoints = infra.resolve(configured, start=True)
         preflight.check_servers(endpoints)
+        from tickstock.store import migrate  # Alembic's import is slow: only once the servers answer
+
         migrate.upgrade(endpoints.postgres.url)
     except (preflight.PreflightError, TickStockError, OSError) as exc:
         _stop_started_embedded(configured, was_running)
