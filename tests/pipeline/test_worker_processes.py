@@ -2,7 +2,8 @@
 
 - ``kill -9`` of the worker in the middle of a job: another worker claims and completes it; no
   job is lost, none completes twice, no stored row is duplicated;
-- Redis restarted under running workers: they reconnect and carry on, queued work is not lost;
+- Redis restarted under running workers and the web role: they reconnect and carry on, queued
+  work is not lost, the web's live fan-out reads on;
 - seed compatibility: a seed-shaped data-load message on ``tickstock.jobs.data_load`` runs as
   a normal job, a cancel on ``tickstock.jobs.control`` cancels it.
 
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +31,7 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 from test_worker_fixtures import BARS_PER_SYMBOL, SLOW_MS_VARIABLE
-from tests.bus.redis_server import PrivateRedis
+from tests.bus.redis_server import PrivateRedis, _free_port
 
 from tickstock.bus import deadletter
 from tickstock.bus.connection import connect
@@ -49,15 +53,16 @@ T1 = datetime(2024, 6, 1, tzinfo=UTC)
 
 
 class WorkerProcess:
-    """``python -m tickstock worker`` with the test handler; its log in ``log``."""
+    """``python -m tickstock <role>`` (a worker with the test handler, or the web role); its
+    log in ``log``."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, role: str = "worker") -> None:
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tickstock", "worker"], env=env, stdout=out,
+                [sys.executable, "-m", "tickstock", role], env=env, stdout=out,
                 stderr=subprocess.STDOUT)
-        self.instance = f"worker-{os.uname().nodename}-{self.process.pid}"
+        self.instance = f"{role}-{os.uname().nodename}-{self.process.pid}"
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -82,7 +87,8 @@ def spawn(db_dsn: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]
     """Starts worker processes on ``redis_url``; every one is stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def start(redis_url: str, *, slow_ms: int) -> WorkerProcess:
+    def start(redis_url: str, *, slow_ms: int = 0, role: str = "worker",
+              **settings: str) -> WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTOCK_")}
         env.update({
             "TICKSTOCK_DATABASE_URL": db_dsn, "TICKSTOCK_REDIS_URL": redis_url,
@@ -93,7 +99,8 @@ def spawn(db_dsn: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]
             SLOW_MS_VARIABLE: str(slow_ms),
             "PYTHONPATH": os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]).rstrip(
                 os.pathsep)})
-        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log")
+        env.update({f"TICKSTOCK_{k.upper()}": v for k, v in settings.items()})
+        worker = WorkerProcess(env, tmp_path / f"{role}-{len(started)}.log", role)
         started.append(worker)
         return worker
 
@@ -217,16 +224,39 @@ def _publish_when_up(client: redis.Redis, envelope: Envelope) -> None:
             time.sleep(0.1)
 
 
-def test_workers_ride_out_a_redis_restart(  # type: ignore[no-untyped-def]
+def _web_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""  # not listening (yet)
+
+
+def _web_events_read(port: int) -> float:
+    """Events the web role's fan-out has read from the event stream (its own metric)."""
+    found = re.search(r"^tickstock_web_events_read_total ([0-9.e+]+)$", _web_get(port, "/metrics")[1],
+                      re.MULTILINE)
+    return float(found.group(1)) if found else -1.0
+
+
+def test_workers_and_web_ride_out_a_redis_restart(  # type: ignore[no-untyped-def]
         spawn, pool, private_redis, db_dsn) -> None:
     client = connect(private_redis.url, name="test-restart")
     store = JobStore(pool, LiveClock())
     workers = (spawn(private_redis.url, slow_ms=200), spawn(private_redis.url, slow_ms=200))
+    port = _free_port()
+    web = spawn(private_redis.url, role="web", web_port=str(port), host="127.0.0.1")
     _ready(client, *workers)
+    _wait(lambda: _web_get(port, "/health")[0] == 200, "web healthy", timeout=120,
+          workers=(web,))
     before = [submit_job(client, _load(*(f"B{n}S{i}" for i in range(4))), source="test").id
               for n in range(8)]
     _wait(lambda: any((j := store.get(i)) is not None and j.finished for i in before),
           "a first job done", workers=workers)
+    read_before = _web_events_read(port)
+    events_before = client.xlen(names.EVENTS_STREAM)
     private_redis.restart(down_s=2.0)
     queued_at_restart = sum(store.get(i) is None for i in before)
     after = [Envelope.create(_load(*(f"A{n}S{i}" for i in range(4))), source="test")
@@ -236,10 +266,18 @@ def test_workers_ride_out_a_redis_restart(  # type: ignore[no-untyped-def]
     job_ids = before + [e.id for e in after]
     _wait(lambda: _all_finished(store, job_ids), "every job finished", timeout=45,
           workers=workers)
-    _wait(lambda: {h.instance for h in read_heartbeats(client)} == {w.instance for w in workers},
+    _wait(lambda: {w.instance for w in workers} <= {h.instance for h in read_heartbeats(client)},
           "both heartbeats back", workers=workers)
-    assert all(w.alive() for w in workers)
+    assert all(w.alive() for w in (*workers, web))
     assert queued_at_restart >= 2  # work was waiting in Redis while it restarted
+    # The web role reconnected: healthy again, and its fan-out read every event published
+    # since the restart (the stream kept the ones before, the fan-out its position).
+    published_since = client.xlen(names.EVENTS_STREAM) - events_before
+    assert published_since > 0
+    _wait(lambda: _web_events_read(port) >= read_before + published_since,
+          "the web fan-out caught up", workers=(web,))
+    status, body = _web_get(port, "/health")
+    assert status == 200 and json.loads(body)["redis"]["status"] == "up"
     for job_id in job_ids:
         job = store.get(job_id)
         assert job is not None and (job.status, job.processed) == (JobStatus.COMPLETED, 4)
