@@ -40,7 +40,8 @@ from tickstock.analysis.bars import (
 from tickstock.analysis.batch import base_columns, compute_with_plan
 from tickstock.analysis.kernels.talib_kernel import TalibCell
 from tickstock.analysis.patterns.candles import CANDLE_INPUTS
-from tickstock.analysis.patterns.detect import PatternSet, detect_all, pattern_set
+from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, pattern_set
+from tickstock.analysis.patterns.found import CandleHits
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_SPECS
 from tickstock.analysis.results import Detections, Result, Snapshot
@@ -132,12 +133,17 @@ class SymbolState:
             name: np.fromiter((*self._window[name], row[name]), dtype=np.float64) for name in self._columns
         }
         n = len(cols[TS])
-        raw = np.zeros((len(self._candles), n), dtype=np.int32)
-        if self._candles:
-            raw[:, n - 1] = np.asarray(raw_now, dtype=np.float64).astype(np.int32)
+        raw = np.asarray(raw_now, dtype=np.float64)
+        fired = np.flatnonzero(raw).astype(np.int64)
+        hits = CandleHits(fired, np.full(fired.shape[0], n - 1, np.int64), raw[fired])
         ts = cols[TS].astype(np.int64)
-        frame = {k: v for k, v in cols.items() if k != DAILY_TREND or not math.isnan(row[DAILY_TREND])}
-        return detect_all(self._ps, frame, raw, ts, self.symbol, self.timeframe, first=n - 1)
+        if math.isnan(row[DAILY_TREND]):
+            del cols[DAILY_TREND]
+        reported = np.zeros(n, dtype=np.bool_)
+        reported[n - 1] = True
+        frame = Frame(cols, np.arange(n, dtype=np.int64))
+        found, scores = detect_frame(self._ps, frame, hits, reported)
+        return Detections(self.symbol, self.timeframe, self._ps.names, ts[found.index], found, scores)
 
 
 class Engine:

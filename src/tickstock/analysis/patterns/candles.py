@@ -21,9 +21,9 @@ import numpy as np
 import talib
 from numpy.typing import NDArray
 
-from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN, FloatArray
+from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN, FloatArray, IntArray
 from tickstock.analysis.kernels.talib_kernel import function_names, lookback
-from tickstock.analysis.patterns.found import Found
+from tickstock.analysis.patterns.found import CandleHits, Found
 from tickstock.analysis.patterns.scoring import SCORING_COLUMNS, SCORING_DEPENDS
 from tickstock.analysis.spec import Columns, Direction, PatternSpec, Role
 
@@ -137,36 +137,36 @@ def batch_raw(spec: PatternSpec, cols: Columns) -> NDArray[np.int32]:
 
 
 def _span_extreme(
-    values: FloatArray, index: NDArray[np.int64], span: NDArray[np.int64], high: bool
+    values: FloatArray, index: NDArray[np.int64], span: NDArray[np.int64], pos: IntArray, high: bool
 ) -> FloatArray:
-    out = values[index].copy()
-    for k in range(1, int(span.max(initial=1))):
-        back = index - k
-        ok = (span > k) & (back >= 0)
-        other = values[np.where(ok, back, index)]
-        out = np.maximum(out, other) if high else np.minimum(out, other)
+    """The highest (lowest) of ``values`` over the ``span`` rows ending at each ``index``,
+    never reaching before the start of the row's segment (``pos`` rows back)."""
+    out = values[index]
+    reach = np.minimum(span - 1, pos[index])
+    multi = np.flatnonzero(reach)  # most hits are one-candle patterns: nothing to reach
+    if multi.shape[0]:
+        idx, rch = index[multi], reach[multi]
+        ext = values[idx]
+        for k in range(1, int(rch.max()) + 1):
+            other = values[np.where(rch >= k, idx - k, idx)]
+            ext = np.maximum(ext, other) if high else np.minimum(ext, other)
+        out[multi] = ext
     return out
 
 
-def detect(specs: tuple[PatternSpec, ...], raw: NDArray[np.int32], cols: Columns, first: int) -> Found:
-    """Detections of candlestick ``specs`` given their raw outputs stacked as ``raw[p, bar]``.
-
-    Only bars ``>= first`` are reported (the incremental engine passes the window's last row).
-    """
-    pattern_idx, bar_idx = np.nonzero(raw[:, first:] if first else raw)
-    bar_idx = bar_idx.astype(np.int64) + first
-    values = raw[pattern_idx, bar_idx].astype(np.float64)
+def detect(specs: tuple[PatternSpec, ...], hits: CandleHits, cols: Columns, pos: IntArray) -> Found:
+    """Detections of candlestick ``specs`` from their non-zero TA-Lib outputs ``hits``."""
+    pattern_idx, bar_idx, values = hits.pattern, hits.index, hits.raw
     mode = np.array([_SIGN[s.direction] for s in specs], dtype=np.int64)[pattern_idx]
     direction = np.where(mode == 2, np.sign(values), mode).astype(np.int8)
     span = np.array([s.span for s in specs], dtype=np.int64)[pattern_idx]
-    high = _span_extreme(np.asarray(cols[HIGH], dtype=np.float64), bar_idx, span, high=True)
-    low = _span_extreme(np.asarray(cols[LOW], dtype=np.float64), bar_idx, span, high=False)
-    strength = np.abs(values) / 200.0
+    high = _span_extreme(np.asarray(cols[HIGH], dtype=np.float64), bar_idx, span, pos, high=True)
+    low = _span_extreme(np.asarray(cols[LOW], dtype=np.float64), bar_idx, span, pos, high=False)
     return Found(
-        pattern=pattern_idx.astype(np.int64),
+        pattern=pattern_idx,
         index=bar_idx,
         direction=direction,
-        strength=strength,
+        strength=np.abs(values) / 200.0,
         metric=values,
         level=np.where(direction > 0, high, np.where(direction < 0, low, np.nan)),
         high=high,

@@ -1,22 +1,29 @@
-"""All detections of a plan over some bars: candlesticks, then signal patterns, then scores.
+"""All detections of a plan over a frame: candlesticks, then signal patterns, then scores.
 
-Both engines call ``detect_all``: batch over a whole history (``first=0``), incremental over
-the last ``Plan.window`` rows with ``first`` at the newest one. One function, one answer.
+A ``Frame`` is the rows of one or more symbols' bars stacked end to end (each symbol a
+segment) with every row's position in its own segment. Detectors look back only within a
+segment (a pattern reading ``lag`` earlier bars fires on rows with ``pos >= lag``), so one
+vectorised pass over many symbols gives each symbol exactly what a pass over that symbol
+alone gives. Both engines call ``detect_frame``: batch over whole histories (many symbols per
+frame), incremental over the last ``Plan.window`` rows of each symbol, reporting only the
+newest row. One function, one answer.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tickstock.analysis.bars import IntArray
+from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN, IntArray
 from tickstock.analysis.patterns import candles, signals
-from tickstock.analysis.patterns.found import Found
+from tickstock.analysis.patterns.found import EMPTY, CandleHits, Found
 from tickstock.analysis.patterns.scoring import ROLE_SIGN, Scores, score
-from tickstock.analysis.results import Detections
 from tickstock.analysis.spec import Columns, PatternSpec
+
+BoolArray = NDArray[np.bool_]
 
 
 class PatternSet:
@@ -25,8 +32,13 @@ class PatternSet:
     def __init__(self, patterns: tuple[PatternSpec, ...]) -> None:
         self.candles = tuple(p for p in patterns if p.kind == "candle")
         self.signals = tuple(p for p in patterns if p.kind != "candle")
-        self.names = tuple(p.name for p in (*self.candles, *self.signals))
-        self.role_sign = np.array([ROLE_SIGN[p.role] for p in (*self.candles, *self.signals)], dtype=np.int64)
+        ordered = (*self.candles, *self.signals)
+        self.names = tuple(p.name for p in ordered)
+        self.role_sign = np.array([ROLE_SIGN[p.role] for p in ordered], dtype=np.int64)
+        #: The columns the detectors and the scoring read (a frame carries just these).
+        self.columns = tuple(
+            dict.fromkeys((OPEN, HIGH, LOW, CLOSE, *(c for p in ordered for c in p.requires)))
+        )
 
 
 @lru_cache(maxsize=64)
@@ -34,33 +46,54 @@ def pattern_set(patterns: tuple[PatternSpec, ...]) -> PatternSet:
     return PatternSet(patterns)
 
 
-def candle_raw(ps: PatternSet, cols: Columns) -> NDArray[np.int32]:
-    """TA-Lib's outputs of every candlestick of ``ps`` over ``cols``, as ``raw[pattern, bar]``."""
-    n = len(cols["close"])
+@dataclass(frozen=True)
+class Frame:
+    """Columns of stacked symbol segments; ``pos[i]`` is row ``i``'s index in its segment."""
+
+    cols: Columns
+    pos: IntArray
+
+
+def candle_hits(ps: PatternSet, cols: Columns) -> CandleHits:
+    """Where each candlestick of ``ps`` fires over one symbol's ``cols`` (TA-Lib Function API),
+    ordered by bar, then pattern."""
     if not ps.candles:
-        return np.zeros((0, n), dtype=np.int32)
-    return np.stack([candles.batch_raw(spec, cols) for spec in ps.candles])
+        return CandleHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+    raw = np.stack([candles.batch_raw(spec, cols) for spec in ps.candles], axis=1)  # [bar, pattern]
+    flat = np.flatnonzero(raw)
+    index, pattern = np.divmod(flat, len(ps.candles))
+    return CandleHits(pattern, index, raw.ravel()[flat].astype(np.float64))
 
 
-def detect_all(  # noqa: PLR0917
-    ps: PatternSet,
-    cols: Columns,
-    raw: NDArray[np.int32],
-    ts: IntArray,
-    symbol: str,
-    timeframe: str,
-    *,
-    first: int = 0,
-) -> Detections:
-    """Found and scored detections on bars ``>= first``, ordered by bar then pattern."""
-    parts: list[Found] = []
-    if ps.candles:
-        parts.append(candles.detect(ps.candles, raw, cols, first))
-    if ps.signals:
-        parts.append(signals.detect(ps.signals, len(ps.candles), cols, first))
-    found = Found.concat(parts)
-    if len(found) > 1:
-        order = np.lexsort((found.pattern, found.index))
-        found = found.take(order)
-    scores: Scores = score(found, ps.role_sign, cols)
-    return Detections(symbol, timeframe, ps.names, ts[found.index], found, scores)
+def _merge(candle: Found, signal: Found, patterns: int) -> Found:
+    """Both parts in (row, pattern) order; ``candle`` already is, ``signal`` is small."""
+    if not len(signal):
+        return candle
+    signal = signal.take(np.lexsort((signal.pattern, signal.index)))
+    if not len(candle):
+        return signal
+    key = np.concatenate((candle.index * patterns + candle.pattern, signal.index * patterns + signal.pattern))
+    # Two sorted runs: a stable sort merges them in linear time.
+    return Found.concat([candle, signal]).take(np.argsort(key, kind="stable"))
+
+
+def detect_frame(
+    ps: PatternSet, frame: Frame, hits: CandleHits, reported: BoolArray | None = None
+) -> tuple[Found, Scores]:
+    """Found and scored detections on the ``reported`` rows (all when ``None``), ordered by
+    row then pattern (rows of a segment are contiguous, so also by segment). ``hits`` must be
+    ordered by row, then pattern (as ``candle_hits`` returns them)."""
+    if reported is not None and len(hits.index):
+        keep = reported[hits.index]
+        hits = CandleHits(hits.pattern[keep], hits.index[keep], hits.raw[keep])
+    candle = candles.detect(ps.candles, hits, frame.cols, frame.pos) if ps.candles else EMPTY
+    signal = (
+        signals.detect(ps.signals, len(ps.candles), frame.cols, frame.pos, reported) if ps.signals else EMPTY
+    )
+    found = _merge(candle, signal, len(ps.names))
+    return found, score(found, ps.role_sign, frame.cols)
+
+
+def take_scores(scores: Scores, rows: slice | NDArray[np.int64]) -> Scores:
+    """The scores of ``rows`` (aligned with ``Found.take`` of the same rows)."""
+    return Scores(*(getattr(scores, f.name)[rows] for f in fields(Scores)))

@@ -1,4 +1,4 @@
-"""``Found``: detections before scoring, as columns (one row per detection)."""
+"""``Found``: detections before scoring, as columns (one row per detection); ``CandleHits``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class Found:
             return EMPTY
         return Found(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Found)))
 
-    def take(self, rows: NDArray[np.int64] | NDArray[np.bool_]) -> Found:
+    def take(self, rows: slice | NDArray[np.int64] | NDArray[np.bool_]) -> Found:
         return Found(*(getattr(self, f.name)[rows] for f in fields(Found)))
 
 
@@ -59,3 +59,21 @@ EMPTY = Found(
     _empty_f(),
     _empty_f(),
 )
+
+
+@dataclass(frozen=True)
+class CandleHits:
+    """Non-zero TA-Lib candlestick outputs: pattern number, row, raw output."""
+
+    pattern: NDArray[np.int64]
+    index: NDArray[np.int64]
+    raw: NDArray[np.float64]
+
+    @staticmethod
+    def concat(parts: list[CandleHits], offsets: list[int]) -> CandleHits:
+        """Hits of consecutive segments, their rows shifted by each segment's offset."""
+        return CandleHits(
+            np.concatenate([h.pattern for h in parts]),
+            np.concatenate([h.index + off for h, off in zip(parts, offsets, strict=True)]),
+            np.concatenate([h.raw for h in parts]),
+        )

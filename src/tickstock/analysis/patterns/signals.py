@@ -226,6 +226,10 @@ def default_signals() -> tuple[PatternSpec, ...]:
 
 
 # -- detection -------------------------------------------------------------------------------
+#
+# Detectors evaluate their condition on every row of a frame; ``ok[i]`` says whether row ``i``
+# may fire (it has the ``lag`` earlier rows of its own segment, and it is reported), so a
+# frame of many symbols gives each one exactly its own answer.
 
 
 @dataclass(frozen=True)
@@ -237,15 +241,24 @@ class _Hits:
     strength: FloatArray
 
 
+BoolArray = NDArray[np.bool_]
+
+
 def _col(cols: Columns, name: str) -> FloatArray:
     return np.asarray(cols[name], dtype=np.float64)
 
 
-def _cross(a: FloatArray, b: FloatArray, up: bool) -> IntArray:
-    """Bars where ``a`` crosses above (``up``) or below ``b``; NaN never crosses."""
+def _rows(cond: BoolArray, ok: BoolArray, shift: int = 0) -> IntArray:
+    """Rows ``i`` with ``cond[i - shift]`` true that may fire."""
+    idx = np.flatnonzero(cond) + shift
+    return idx[ok[idx]]
+
+
+def _cross(a: FloatArray, b: FloatArray, up: bool, ok: BoolArray) -> IntArray:
+    """Rows where ``a`` crosses above (``up``) or below ``b``; NaN never crosses."""
     if up:
-        return np.flatnonzero((a[1:] > b[1:]) & (a[:-1] <= b[:-1])) + 1
-    return np.flatnonzero((a[1:] < b[1:]) & (a[:-1] >= b[:-1])) + 1
+        return _rows((a[1:] > b[1:]) & (a[:-1] <= b[:-1]), ok, 1)
+    return _rows((a[1:] < b[1:]) & (a[:-1] >= b[:-1]), ok, 1)
 
 
 def _beyond(cols: Columns, idx: IntArray, d: int, price: FloatArray, level: FloatArray) -> _Hits:
@@ -257,40 +270,40 @@ def _sign(spec: PatternSpec) -> int:
     return 1 if spec.direction == "bullish" else -1
 
 
-def _ma_cross(spec: PatternSpec, cols: Columns) -> _Hits | None:
+def _ma_cross(spec: PatternSpec, cols: Columns, ok: BoolArray) -> _Hits | None:
     d = _sign(spec)
     slow = _col(cols, spec.requires[1])
-    idx = _cross(_col(cols, spec.requires[0]), slow, d > 0)
+    idx = _cross(_col(cols, spec.requires[0]), slow, d > 0, ok)
     if not idx.shape[0]:
         return None
     return _beyond(cols, idx, d, _col(cols, CLOSE)[idx], slow[idx])
 
 
-def _price_cross(spec: PatternSpec, cols: Columns) -> _Hits | None:
+def _price_cross(spec: PatternSpec, cols: Columns, ok: BoolArray) -> _Hits | None:
     d = _sign(spec)
     ma, close = _col(cols, spec.requires[0]), _col(cols, CLOSE)
-    idx = _cross(close, ma, d > 0)
+    idx = _cross(close, ma, d > 0, ok)
     if not idx.shape[0]:
         return None
     return _beyond(cols, idx, d, close[idx], ma[idx])
 
 
-def _breakout(spec: PatternSpec, cols: Columns) -> _Hits | None:
+def _breakout(spec: PatternSpec, cols: Columns, ok: BoolArray) -> _Hits | None:
     d = _sign(spec)
     ch, close = _col(cols, spec.requires[0]), _col(cols, CLOSE)
-    if close.shape[0] < 3:
-        return None
     # close[t] beyond ch[t-1] while close[t-1] was not beyond ch[t-2]
-    idx = _cross(close[1:], ch[:-1], d > 0) + 1
+    a, b = close[2:], ch[1:-1]
+    cond = (a > b) & (close[1:-1] <= ch[:-2]) if d > 0 else (a < b) & (close[1:-1] >= ch[:-2])
+    idx = _rows(cond, ok, 2)
     if not idx.shape[0]:
         return None
     return _beyond(cols, idx, d, close[idx], ch[idx - 1])
 
 
-def _volume_surge(spec: PatternSpec, cols: Columns) -> _Hits | None:
+def _volume_surge(spec: PatternSpec, cols: Columns, ok: BoolArray) -> _Hits | None:
     threshold = float(spec.param("threshold"))
     rv = _col(cols, spec.requires[0])
-    idx = np.flatnonzero(rv >= threshold)
+    idx = _rows(rv >= threshold, ok)
     if not idx.shape[0]:
         return None
     d = np.sign(_col(cols, CLOSE)[idx] - _col(cols, OPEN)[idx]).astype(np.int8)
@@ -299,10 +312,12 @@ def _volume_surge(spec: PatternSpec, cols: Columns) -> _Hits | None:
     return _Hits(idx, d, level, metric, np.clip(metric / (2.0 * threshold), 0.0, 1.0))
 
 
-def _rsi_zone(spec: PatternSpec, cols: Columns) -> _Hits | None:
+def _rsi_zone(spec: PatternSpec, cols: Columns, ok: BoolArray) -> _Hits | None:
     level = float(spec.param("level"))
     r = _col(cols, spec.requires[0])
-    idx = _cross(r, np.full(r.shape[0], level), up=not spec.param("down"))
+    up = not spec.param("down")
+    cond = (r[1:] > level) & (r[:-1] <= level) if up else (r[1:] < level) & (r[:-1] >= level)
+    idx = _rows(cond, ok, 1)
     if not idx.shape[0]:
         return None
     metric = r[idx]
@@ -311,10 +326,10 @@ def _rsi_zone(spec: PatternSpec, cols: Columns) -> _Hits | None:
     return _Hits(idx, d, close, metric, np.clip(np.abs(metric - level) / 5.0, 0.0, 1.0))
 
 
-def _bb_squeeze(spec: PatternSpec, cols: Columns) -> _Hits | None:
+def _bb_squeeze(spec: PatternSpec, cols: Columns, ok: BoolArray) -> _Hits | None:
     width, low, high = (_col(cols, name) for name in spec.requires[:3])
     # The width reaches its lookback low (which includes the current bar) from above.
-    idx = np.flatnonzero((width[1:] <= low[1:]) & (width[:-1] > low[:-1])) + 1
+    idx = _rows((width[1:] <= low[1:]) & (width[:-1] > low[:-1]), ok, 1)
     if not idx.shape[0]:
         return None
     metric = safe_ratio(width[idx], high[idx])
@@ -322,27 +337,26 @@ def _bb_squeeze(spec: PatternSpec, cols: Columns) -> _Hits | None:
     return _Hits(idx, d, np.full(idx.shape[0], np.nan), metric, np.clip(1.0 - metric, 0.0, 1.0))
 
 
-def _bb_break(spec: PatternSpec, cols: Columns) -> _Hits | None:
+def _bb_break(spec: PatternSpec, cols: Columns, ok: BoolArray) -> _Hits | None:
     d = _sign(spec)
     band, close = _col(cols, spec.requires[0]), _col(cols, CLOSE)
-    idx = _cross(close, band, d > 0)
+    idx = _cross(close, band, d > 0, ok)
     if not idx.shape[0]:
         return None
     return _beyond(cols, idx, d, close[idx], band[idx])
 
 
-def _gap(spec: PatternSpec, cols: Columns) -> _Hits | None:
+def _gap(spec: PatternSpec, cols: Columns, ok: BoolArray) -> _Hits | None:
     d = _sign(spec)
     opens = _col(cols, OPEN)
     edge = _col(cols, HIGH if d > 0 else LOW)
-    hit = opens[1:] > edge[:-1] if d > 0 else opens[1:] < edge[:-1]
-    idx = np.flatnonzero(hit) + 1
+    idx = _rows(opens[1:] > edge[:-1] if d > 0 else opens[1:] < edge[:-1], ok, 1)
     if not idx.shape[0]:
         return None
     return _beyond(cols, idx, d, opens[idx], edge[idx - 1])
 
 
-DETECTORS: dict[str, Callable[[PatternSpec, Columns], _Hits | None]] = {
+DETECTORS: dict[str, Callable[[PatternSpec, Columns, BoolArray], _Hits | None]] = {
     "ma_cross": _ma_cross,
     "price_cross": _price_cross,
     "breakout": _breakout,
@@ -354,21 +368,25 @@ DETECTORS: dict[str, Callable[[PatternSpec, Columns], _Hits | None]] = {
 }
 
 
-def detect(specs: tuple[PatternSpec, ...], offset: int, cols: Columns, first: int) -> Found:
-    """Detections of signal ``specs`` (``pattern`` numbered from ``offset``) on bars >= ``first``."""
+def detect(
+    specs: tuple[PatternSpec, ...],
+    offset: int,
+    cols: Columns,
+    pos: IntArray,
+    reported: BoolArray | None = None,
+) -> Found:
+    """Detections of signal ``specs`` (``pattern`` numbered from ``offset``) on the frame rows
+    with ``pos >= lag`` of each spec that are ``reported`` (all when ``None``)."""
     high, low = _col(cols, HIGH), _col(cols, LOW)
+    masks: dict[int, BoolArray] = {}
     parts: list[Found] = []
     for k, spec in enumerate(specs):
-        hits = DETECTORS[spec.kind](spec, cols)
+        ok = masks.get(spec.lag)
+        if ok is None:
+            ok = masks[spec.lag] = pos >= spec.lag if reported is None else (pos >= spec.lag) & reported
+        hits = DETECTORS[spec.kind](spec, cols, ok)
         if hits is None:
             continue
-        if first:
-            keep = hits.index >= first
-            if not keep.any():
-                continue
-            hits = _Hits(
-                *(getattr(hits, f)[keep] for f in ("index", "direction", "level", "metric", "strength"))
-            )
         idx = hits.index
         parts.append(
             Found(
