@@ -245,3 +245,12 @@ def test_cancel_without_a_worker_is_queued(env, client) -> None:  # type: ignore
     command = json.loads(fields[names.ENVELOPE_FIELD.encode()])
     assert command["type"] == "command.cancel" and command["data"]["job_id"] == "some-job"
     assert datetime.fromisoformat(command["ts"]) >= started.replace(microsecond=0)
+
+
+def test_watch_of_a_dead_lettered_job_says_so(env, worker) -> None:  # type: ignore[no-untyped-def]
+    job_id = _submitted_id(run("jobs", "submit", "file-import", "--path", "/nope.csv"))
+    worker()  # has no file-import handler: the job is dead-lettered and never gets a row
+    watched = run("jobs", "watch", job_id, "--timeout", "20")
+    assert watched.exit_code == 1
+    assert f"job {job_id} was dead-lettered and never ran: no handler for 'job.file_import'" in (
+        watched.output)

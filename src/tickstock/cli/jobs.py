@@ -2,33 +2,25 @@
 
 A job is queued on the jobs stream (``submit``) and has no database row until a worker starts
 it; ``list`` and ``show`` therefore read PostgreSQL (the source of truth) and the stream's
-not-yet-delivered entries ("queued"). ``watch`` follows the event stream and falls back to the
-database when events were lost (Redis restarted), so it always ends on the recorded outcome.
+not-yet-delivered entries ("queued"). Reading and watching live in ``jobs_view``.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import click
-import psycopg
-import redis
 from pydantic import ValidationError
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tickstock.cli.bus import console, redis_client
-from tickstock.cli.context import database_url
+from tickstock.cli.bus import redis_client
+from tickstock.cli.jobs_view import find_queued, job_store, queued_jobs, watch_job
 from tickstock.contracts import events as ev
 from tickstock.contracts import jobs as jb
-from tickstock.contracts.envelope import Envelope
-from tickstock.core.errors import InfrastructureError, NotFoundError
-from tickstock.store.jobs import JobRecord, JobStore
+from tickstock.core.errors import NotFoundError
+from tickstock.store.jobs import JobRecord
 
 #: CLI name of each job kind -> its contract model.
 KINDS: dict[str, type[jb.Job]] = {
@@ -42,27 +34,6 @@ _OPTIONS = {"symbols": "--symbols", "universe": "--universe", "timeframes": "--t
             "start": "--start", "end": "--end", "provider": "--provider", "path": "--path",
             "format": "--format", "symbol": "--symbol", "timeframe": "--timeframe"}
 _DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
-#: Without an event for this long, ``watch`` asks the database (events are best effort).
-_RECHECK_S = 2.0
-
-
-@contextmanager
-def _store() -> Iterator[JobStore]:
-    from tickstock.core.clock import LiveClock
-    from tickstock.store.db import create_pool
-
-    dsn = database_url(start=False)
-    try:
-        psycopg.connect(dsn, connect_timeout=3).close()
-    except psycopg.OperationalError as exc:
-        raise InfrastructureError(
-            f"PostgreSQL is unreachable ({str(exc).strip()}); start it with `tickstock infra "
-            "start` or point TICKSTOCK_DATABASE_URL at a running server") from None
-    pool = create_pool(dsn, min_size=1, max_size=2, name="cli-jobs")
-    try:
-        yield JobStore(pool, LiveClock())
-    finally:
-        pool.close()
 
 
 @click.group()
@@ -99,7 +70,7 @@ def submit(*, kind: str, then_watch: bool, **options: Any) -> None:
         envelope = submit_job(client, job, source=instance_name("cli"))
     click.echo(f"submitted {envelope.id} ({job.message_type})")
     if then_watch:
-        _watch(envelope.id, timeout=0.0)
+        watch_job(envelope.id, timeout=0.0)
 
 
 def build_job(kind: str, *, symbols: str | None = None, universe: str | None = None,
@@ -148,10 +119,10 @@ def _explain(kind: str, exc: ValidationError) -> str:
 def list_(status: str | None, limit: int) -> None:
     """Newest jobs first: queued ones (not started by a worker yet), then the recorded ones."""
     rows: list[tuple[str, str, str, str, str, str]] = []
-    with _store() as store:
+    with job_store() as store:
         if status in (None, "queued"):
             rows += [(e.id, e.type, "queued", "-", e.ts.isoformat(timespec="seconds"),
-                      getattr(e.data, "requested_by", None) or "-") for e in _queued(store)]
+                      getattr(e.data, "requested_by", None) or "-") for e in queued_jobs(store)]
         if status != "queued":
             records = store.recent(status=ev.JobStatus(status) if status else None, limit=limit)
             rows += [(r.job_id, r.job_type or "?", r.status.value, _progress(r),
@@ -168,31 +139,12 @@ def _progress(record: JobRecord) -> str:
     return f"{record.processed}/{record.total}{failed}"
 
 
-def _find_queued(job_id: str) -> Envelope | None:
-    """The queued (or just delivered, not yet recorded) envelope of ``job_id``."""
-    from tickstock.bus.inspection import find
-    from tickstock.contracts import names
-
-    with redis_client("cli-jobs") as client:
-        return find(client, names.JOBS_STREAM, job_id)
-
-
-def _queued(store: JobStore) -> list[Envelope]:
-    """Queued job envelopes without a database row (newest first)."""
-    from tickstock.bus.inspection import queued
-    from tickstock.contracts import names
-
-    with redis_client("cli-jobs") as client:
-        found = queued(client, names.JOBS_STREAM, names.WORKERS_GROUP)
-    return [e for e in reversed(found) if store.get(e.id) is None]
-
-
 @jobs.command()
 @click.argument("job_id")
 @click.option("--symbols", "all_symbols", is_flag=True, help="List every symbol's result.")
 def show(job_id: str, all_symbols: bool) -> None:
     """Everything recorded about JOB_ID: state, progress, symbol results, event history."""
-    with _store() as store:
+    with job_store() as store:
         record = store.get(job_id)
         if record is None:
             _show_queued(job_id)
@@ -232,13 +184,11 @@ def _record_lines(r: JobRecord) -> list[tuple[str, str]]:
 
 
 def _compact(value: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(value, separators=(", ", ": "), default=str)
 
 
 def _show_queued(job_id: str) -> None:
-    envelope = _find_queued(job_id)
+    envelope = find_queued(job_id)
     if envelope is None:
         raise NotFoundError(f"no job {job_id}: not in the database and not queued "
                             "(`tickstock jobs list` shows the known ones)")
@@ -304,97 +254,4 @@ def _answer(reader: Any, after: str, command_id: str, wait_s: float
               help="Give up after this many seconds (0: wait until the job ends).")
 def watch(job_id: str, timeout: float) -> None:
     """Show JOB_ID's live progress until it ends; exit 1 unless it completed."""
-    _watch(job_id, timeout=timeout)
-
-
-@dataclass
-class _View:
-    """What ``watch`` knows about the job."""
-
-    job_id: str
-    status: str = "queued"
-    total: int = 0
-    processed: int = 0
-    failed: int = 0
-    error: str = ""
-
-    @property
-    def finished(self) -> bool:
-        return self.status in {s.value for s in ev.TERMINAL_JOB_STATUSES}
-
-    def load(self, record: JobRecord) -> None:
-        self.status, self.total = record.status.value, record.total
-        self.processed, self.failed, self.error = record.processed, record.failed, record.error or ""
-
-    def apply(self, data: Any) -> str | None:
-        """Take one event of the job into account; a line worth printing, if any."""
-        if isinstance(data, ev.JobStarted):
-            self.status = "running"
-            return f"started on {data.worker} (attempt {data.attempt})"
-        if isinstance(data, ev.JobProgress | ev.JobCompleted | ev.JobFailed | ev.JobCancelled):
-            self.total, self.processed, self.failed = data.total, data.processed, data.failed
-        if isinstance(data, ev.JobCompleted | ev.JobFailed | ev.JobCancelled):
-            self.status = data.message_type.removeprefix("job.")
-            self.error = getattr(data, "error", "")
-        if isinstance(data, ev.JobSymbolDone) and data.status is ev.SymbolStatus.FAILED:
-            return f"[red]{escape(data.symbol)} failed[/]: {escape(data.error or '')}"
-        return None
-
-
-def _watch(job_id: str, *, timeout: float) -> None:
-    from tickstock.bus.events import EventReader
-    from tickstock.core.clock import LiveClock
-
-    view = _View(job_id)
-    with redis_client("cli-jobs-watch") as client, _store() as store:
-        reader = EventReader(client, clock=LiveClock())
-        cursor = reader.latest_id()  # before reading the state: no event falls in between
-        _initial(view, store)
-        _follow(view, reader, store, cursor, timeout)
-    summary = (f"job {job_id} {view.status}: {view.processed}/{view.total} processed, "
-               f"{view.failed} failed")
-    if view.status == ev.JobStatus.COMPLETED.value:
-        click.echo(summary)
-        return
-    if not view.finished:
-        raise click.ClickException(f"{summary}; still {view.status} after {timeout:g}s")
-    raise click.ClickException(summary + (f": {view.error}" if view.error else ""))
-
-
-def _initial(view: _View, store: JobStore) -> None:
-    record = store.get(view.job_id)
-    if record is not None:
-        view.load(record)
-    elif _find_queued(view.job_id) is None:
-        raise NotFoundError(f"no job {view.job_id}: not in the database and not queued "
-                            "(`tickstock jobs list` shows the known ones)")
-
-
-def _follow(view: _View, reader: Any, store: JobStore, cursor: str, timeout: float) -> None:
-    import time as clock
-
-    deadline = clock.monotonic() + timeout if timeout else float("inf")
-    quiet_since = clock.monotonic()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
-    with Progress(*columns, console=console()) as bar:
-        task = bar.add_task(f"{view.job_id[:8]} {view.status}", total=view.total or None)
-        while not view.finished and clock.monotonic() < deadline:
-            try:
-                cursor, events = reader.read(cursor, block_ms=500)
-            except (redis.ConnectionError, redis.TimeoutError):
-                events = []
-                clock.sleep(0.5)  # Redis restarting: the database still answers below
-            mine = [e.data for _, e in events if e.correlation_id == view.job_id]
-            for data in mine:
-                line = view.apply(data)
-                if line:
-                    bar.console.print(line)
-            if mine:
-                quiet_since = clock.monotonic()
-            elif clock.monotonic() - quiet_since >= _RECHECK_S:
-                quiet_since = clock.monotonic()
-                if (record := store.get(view.job_id)) is not None:
-                    view.load(record)
-            bar.update(task, description=f"{view.job_id[:8]} {view.status}",
-                       total=view.total or None, completed=view.processed)
+    watch_job(job_id, timeout=timeout)
