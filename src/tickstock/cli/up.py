@@ -53,6 +53,10 @@ def up(roles_option: str | None, no_demo: bool) -> None:
         from tickstock.store import migrate  # Alembic's import is slow: only once the servers answer
 
         migrate.upgrade(endpoints.postgres.url)
+        if not no_demo:
+            from tickstock.ops.demo import prepare_demo
+
+            prepare_demo(configured, endpoints, lambda line: click.echo(f"up        | {line}"))
     except (preflight.PreflightError, TickStockError, OSError) as exc:
         _stop_started_embedded(configured, was_running)
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
