@@ -27,10 +27,11 @@ def frames(count: int, minutes: int) -> list[Any]:
     return [next(market) for _ in range(minutes)]
 
 
-def provider(conn: Connection, count: int, minutes: int) -> None:
-    """Serve the replay; on each ``"next"`` from ``conn`` publish the next minute and answer
-    ``(minute start, wall time its last message was handed to the socket)``."""
-    asyncio.run(_provider(conn, frames(count, minutes)))
+def provider(conn: Connection, count: int, minutes: int, skip: int) -> None:
+    """Serve the replay of minutes ``skip..minutes``; on each ``"next"`` from ``conn`` publish
+    the next one and answer ``(minute start, wall time its last message was handed to the
+    socket)``."""
+    asyncio.run(_provider(conn, frames(count, minutes)[skip:]))
 
 
 async def _provider(conn: Connection, played: list[Any]) -> None:

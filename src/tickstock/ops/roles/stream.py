@@ -12,7 +12,8 @@ Options (until they become settings — see the stream issue's report):
     universes      named universes whose members are streamed
     outside_hours  run now, whatever the calendar says (replays, demos)
     ws_url / rest_url / api_key   override the Massive endpoints and key (a local replay)
-    forming_events publish the forming 5min/15min/hour bars after each minute
+    forming_events publish the forming 5min/15min/hour bars after each minute (default: for
+                   up to ``FORMING_EVENTS_MAX_SYMBOLS`` symbols)
     demo           force the demo market on or off (default: ``demo_feed``)
     demo_speed     replay minutes per wall minute of the demo market
     symbols_poll_s how often an empty universe is looked at again
@@ -59,6 +60,9 @@ log = logging.getLogger(__name__)
 SYMBOLS_POLL_S = 5.0
 #: Complete sessions the demo market covers (at 20x, about 20 minutes of wall time each).
 DEMO_SESSIONS = 5
+#: Above this many symbols the forming derived bars are not pushed (three more events per symbol
+#: and minute); ``service.peek`` still serves them on demand.
+FORMING_EVENTS_MAX_SYMBOLS = 500
 #: The key a local replay accepts when none is configured (``tickstock replay``'s default).
 REPLAY_KEY = "replay-key"
 #: The stream's health as a heartbeat state (``tickstock status``, the services page).
@@ -171,7 +175,8 @@ class _Role:
         self.processor = LiveProcessor(
             writer=self.store, engine=live_engine(sessions), sessions=sessions,
             sink=BusEventSink(self.client, source=self.instance, clock=self.clock),
-            forming_events=bool(self.options.get("forming_events", True)),
+            forming_events=bool(self.options.get(
+                "forming_events", len(symbols) <= FORMING_EVENTS_MAX_SYMBOLS)),
         )
         self.history = MassiveProvider(self.calendar, MassiveConfig(api_key, rest_url))
         config = StreamConfig(
