@@ -3,6 +3,7 @@ running in-process (the test handler of ``test_worker_fixtures``)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import threading
 import time
@@ -94,7 +95,8 @@ def test_submit_list_show_watch(env, pool, worker) -> None:  # type: ignore[no-u
     listed = run("jobs", "list")
     assert listed.exit_code == 0
     [line] = [x for x in listed.output.splitlines() if x.startswith(job_id)]
-    assert "job.historical_load" in line and " queued " in line and line.endswith("cli")
+    assert "job.historical_load" in line and " queued " in line
+    assert line.endswith(f"cli:{getpass.getuser()}")  # who asked
     queued = run("jobs", "show", job_id)
     assert "queued (no worker has started it yet)" in queued.output
     assert '"symbols": ["AAPL", "MSFT", "FAIL1"]' in queued.output

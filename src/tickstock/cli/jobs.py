@@ -7,6 +7,7 @@ not-yet-delivered entries ("queued"). Reading and watching live in ``jobs_view``
 
 from __future__ import annotations
 
+import getpass
 import json
 import threading
 from datetime import UTC, datetime, time, timedelta
@@ -78,7 +79,7 @@ def build_job(kind: str, *, symbols: str | None = None, universe: str | None = N
               end: datetime | None = None, years: float = 1.0, **extra: Any) -> jb.Job:
     """The job the options describe; ``click.UsageError`` naming the option otherwise."""
     model = KINDS[kind]
-    params: dict[str, Any] = {"requested_by": "cli", **{
+    params: dict[str, Any] = {"requested_by": requester(), **{
         ("format" if k == "format_" else k): v for k, v in extra.items() if v is not None}}
     if symbols is not None:
         params["symbols"] = [s for s in symbols.split(",") if s.strip()]
@@ -95,6 +96,15 @@ def build_job(kind: str, *, symbols: str | None = None, universe: str | None = N
         return model.model_validate(params)
     except ValidationError as exc:
         raise click.UsageError(_explain(kind, exc)) from None
+
+
+def requester() -> str:
+    """Who asked: ``cli:<OS user>`` (kept with the job as ``requested_by``)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = "unknown"
+    return f"cli:{user}"[:128]
 
 
 def _utc(value: datetime) -> datetime:
@@ -212,7 +222,7 @@ def cancel(job_id: str, wait_s: float) -> None:
     from tickstock.core.ids import instance_name
 
     try:
-        command = Cancel(job_id=job_id, requested_by="cli")
+        command = Cancel(job_id=job_id, requested_by=requester())
     except ValidationError:
         raise click.BadParameter(f"{job_id!r} is not a job id", param_hint="JOB_ID") from None
     with redis_client("cli-jobs") as client:
