@@ -54,6 +54,7 @@ def _rules() -> list[dict[str, object]]:
 def _exported_names() -> set[str]:
     """Every sample name the code can export: package metrics modules, the web app's registry,
     and the ops collectors (described, not collected: no I/O)."""
+    from tickstock.ops.metrics_http import create_http_metrics
     from tickstock.web.metrics import create_metrics
 
     import_metric_modules()
@@ -61,8 +62,10 @@ def _exported_names() -> set[str]:
     state = metrics.StateCollector(settings, "postgresql://unused/x", "redis://unused:1/0")
     ops_families = [*state.describe(), *PoolCollector().describe(),
                     *metrics._BuildInfo("r", "i").collect()]
-    return (registry_names(REGISTRY, create_metrics().registry) | sample_names(ops_families)
-            | NON_TICKSTOCK)
+    api = CollectorRegistry()
+    create_http_metrics("api", api)
+    return (registry_names(REGISTRY, create_metrics().registry, api)
+            | sample_names(ops_families) | NON_TICKSTOCK)
 
 
 def test_rules_are_valid() -> None:

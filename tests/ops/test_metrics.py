@@ -413,3 +413,35 @@ def _parse(text: str) -> list[Sample]:
 
     return [Sample(s.name, dict(s.labels), s.value)
             for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def test_instrumented_api_counts_requests_by_route_template(db_dsn: str, redis_url: str) -> None:
+    """What the pipeline API's composition root does: request metrics plus ``/metrics``."""
+    from fastapi import FastAPI
+
+    from tickstock.ops import metrics_http
+
+    app = FastAPI()
+
+    @app.get("/runs/{run_id}")
+    def get_run(run_id: str) -> dict[str, str]:
+        return {"run_id": run_id}
+
+    registry = CollectorRegistry()
+    metrics_http.instrument_http(app, "api", registry)
+    metrics.install_metrics(app, registries=(registry,))
+
+    async def get(*paths: str) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            return [await http.get(path) for path in paths]
+
+    *_, scraped = asyncio.run(get("/runs/a", "/runs/b", "/nowhere", "/metrics", "/metrics"))
+    samples = _parse(scraped.text)
+    assert value(samples, "tickstock_api_http_requests_total", route="/runs/{run_id}",
+                 method="GET", status="200") == 2
+    assert value(samples, "tickstock_api_http_requests_total", route="unmatched",
+                 status="404") == 1
+    assert value(samples, "tickstock_api_http_requests_total", route="/metrics") == 1
+    assert value(samples, "tickstock_api_http_request_seconds_count", route="/runs/{run_id}") == 2
+    assert not any("/runs/a" in str(s.labels) for s in samples)

@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
@@ -160,9 +162,11 @@ def install_metrics(
     """
     # First in the list, so it wins over a route the app declared for the same path (FastAPI
     # keeps included routers as opaque entries, so such a route cannot simply be removed).
+    # A FastAPI route also names itself in the request scope, so request metrics label it.
+    kind = APIRoute if isinstance(app, FastAPI) else Route
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != path]
-    app.router.routes.insert(0, Route(path, metrics_endpoint(registries), methods=["GET"],
-                                      include_in_schema=False))
+    app.router.routes.insert(0, kind(path, metrics_endpoint(registries), methods=["GET"],
+                                     include_in_schema=False))
 
 
 def metrics_app(registries: tuple[Collector, ...] = (REGISTRY,)) -> ASGIApp:

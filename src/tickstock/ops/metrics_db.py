@@ -28,7 +28,9 @@ from psycopg_pool import ConnectionPool
 from tickstock.contracts import JobStatus, RunStatus
 from tickstock.core.clock import Clock
 from tickstock.market.calendar import MarketCalendar
+from tickstock.pipeline.daily.progress import run_view
 from tickstock.pipeline.scheduler import latest_due_session, run_time
+from tickstock.store.runs import RunRepository
 from tickstock.store.schedule import DEFAULT_SCHEDULE, ScheduleRecord, ScheduleRepository
 
 # Job durations: from a one-symbol recompute (seconds) to a full-universe history load (hours).
@@ -178,7 +180,6 @@ def _run_detail(conn: Connection[Any], run: _Run, now: datetime) -> Iterator[Met
         "tickstock_run_phase_info", "Status of each phase of the current (or latest) run; value 1.",
         labels=["phase", "status"],
     )
-    done = total = 0
     for phase, phase_status, p_total, p_done, p_failed in conn.execute(
         "SELECT phase, status, total, processed, failed FROM processing_run_phases"
         " WHERE run_id = %s ORDER BY phase", (run.run_id,)
@@ -186,8 +187,6 @@ def _run_detail(conn: Connection[Any], run: _Run, now: datetime) -> Iterator[Met
         for state, value in zip(_ITEM_STATES, (p_total, p_done, p_failed), strict=True):
             items.add_metric([phase, state], value)
         status.add_metric([phase, phase_status], 1)
-        done += p_done + p_failed
-        total += p_total
     yield items
     yield status
 
@@ -202,12 +201,6 @@ def _run_detail(conn: Connection[Any], run: _Run, now: datetime) -> Iterator[Met
         batches.add_metric([phase, batch_status], n)
     yield batches
 
-    progress = GaugeMetricFamily(
-        "tickstock_run_progress_ratio",
-        "Done (processed + failed) over total work items of the current (or latest) run, 0..1.",
-    )
-    progress.add_metric([], done / total if total else 0.0)
-    yield progress
     if run.started_at is not None:
         started = GaugeMetricFamily("tickstock_run_started_timestamp_seconds",
                                     "When the current (or latest) run started (Unix time).")
@@ -334,16 +327,34 @@ def describe_families() -> Iterable[Metric]:
                                 labels=["phase", "status"])
 
 
+def _progress(runs: RunRepository, run_id: str, now: datetime) -> Metric:
+    """The run's overall progress as the API and CLI show it (``pipeline.daily.progress``:
+    every planned phase weighs the same, so it only grows while the run goes on)."""
+    run = runs.get_run(run_id)
+    progress = GaugeMetricFamily(
+        "tickstock_run_progress_ratio",
+        "Progress of the current (or latest) daily run, 0..1; each planned phase weighs the "
+        "same.",
+    )
+    progress.add_metric([], run_view(run, runs.phases(run_id), now).percent / 100.0)
+    return progress
+
+
 def database_families(
     pool: ConnectionPool[Any], clock: Clock, calendar: MarketCalendar, timeout_s: float
 ) -> list[Metric]:
-    """Every PostgreSQL-derived family, read in one transaction."""
+    """Every PostgreSQL-derived family, read in one transaction (the run's progress and the
+    schedule through their repositories, beside it)."""
     now = clock.now()
     schedule = ScheduleRepository(pool).get(DEFAULT_SCHEDULE)
     with pool.connection(timeout=timeout_s) as conn, conn.transaction():
-        return [
+        families = [
             *_jobs(conn),
             *_runs(conn, now),
             *_import_failures(conn),
             *_schedule(conn, schedule, calendar, now),
         ]
+    info = next((f for f in families if f.name == "tickstock_run_info"), None)
+    if info is not None and info.samples:
+        families.append(_progress(RunRepository(pool), info.samples[0].labels["run_id"], now))
+    return families

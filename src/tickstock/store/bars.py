@@ -23,6 +23,7 @@ from psycopg.rows import tuple_row
 
 from tickstock.contracts.common import Timeframe
 from tickstock.core.errors import StoreError
+from tickstock.store import metrics
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -193,17 +194,42 @@ def write_bars(
             try:
                 with conn.transaction():  # savepoint: the optimistic straight COPY
                     _copy(cur, "bars", data)
-                return WriteResult(rows, rows)
+                return _counted(source, WriteResult(rows, rows))
             except psycopg.errors.UniqueViolation:
                 pass  # some rows exist: stage and upsert
             cur.execute(_STAGE)
             _copy(cur, "bars_incoming", data)
             cur.execute(_UPSERT)
             written = max(cur.rowcount, 0)
-            return WriteResult(rows, written)
+            return _counted(source, WriteResult(rows, written))
     except psycopg.errors.CheckViolation as exc:
         raise StoreError(f"bars refused by a check ({exc.diag.constraint_name}): "
                          f"{exc.diag.message_primary}") from exc
+
+
+def _counted(source: str, result: WriteResult) -> WriteResult:
+    metrics.BARS_INGESTED.labels(source).inc(result.rows)
+    metrics.BARS_CHANGED.labels(source).inc(result.written)
+    return result
+
+
+def insert_new(
+    conn: psycopg.Connection[Any], frames: Sequence[BarColumns], source: str
+) -> WriteResult | None:
+    """COPY rows of which none is stored yet, in one transaction; None (and nothing written)
+    when some row is stored already, so the caller can upsert piece by piece instead."""
+    data, rows = encode_copy(frames, source)
+    if rows == 0:
+        return WriteResult(0, 0)
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            _copy(cur, "bars", data)
+    except psycopg.errors.UniqueViolation:
+        return None
+    except psycopg.errors.CheckViolation as exc:
+        raise StoreError(f"bars refused by a check ({exc.diag.constraint_name}): "
+                         f"{exc.diag.message_primary}") from exc
+    return WriteResult(rows, rows)
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from tickstock.bus.connection import connect
 from tickstock.bus.heartbeat import HeartbeatThread
 from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
-from tickstock.ops import infra, metrics
+from tickstock.ops import infra, metrics, metrics_http
 from tickstock.ops.settings import Settings
 from tickstock.pipeline.api import create_app
 from tickstock.pipeline.daily.service import build_service
@@ -90,6 +90,7 @@ def run(settings: Settings, instance: str, **options: object) -> None:
                                 source=instance)
         app = create_app(service, token=api_token(settings),
                          health=lambda: health_check(pool, client))
+        metrics_http.instrument_http(app, "api")
         metrics.install_metrics(app, registries=(REGISTRY,))
         exporter = metrics.register_collectors(
             settings, "api", instance, database_url=endpoints.postgres.url,

@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import cast
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from tickstock import __version__
 from tickstock.bus.connection import connect
+from tickstock.bus.heartbeat import HeartbeatThread
 from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
-from tickstock.ops import infra
+from tickstock.ops import infra, metrics
 from tickstock.ops.settings import Settings
 from tickstock.store.db import create_pool
 from tickstock.web.app import create_app
@@ -51,12 +55,32 @@ def run(settings: Settings, instance: str, **options: object) -> None:
                        heartbeat_ttl_s=settings.heartbeat_ttl_s)
     deps = WebDeps(pool=pool, redis=client, clock=LiveClock(), config=config, calendar=nyse())
     app = create_app(deps)
+    # /metrics: the app's own registry plus the process's (pools, shared state, build info).
+    metrics.install_metrics(app, registries=(REGISTRY, app.state.metrics.registry))
+    exporter = metrics.register_collectors(
+        settings, "web", instance, database_url=endpoints.postgres.url,
+        redis_url=endpoints.redis.url, pool=pool, redis=client)
+    heartbeat = HeartbeatThread(client, role="web", instance=instance, clock=deps.clock,
+                                interval_s=settings.heartbeat_interval_s,
+                                ttl_s=settings.heartbeat_ttl_s).start()
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.web_port, log_config=None, access_log=False,
         proxy_headers=False, ws_max_size=64 * 1024))
     log.info("web listening on http://%s:%d", settings.host, settings.web_port)
+    threading.Thread(target=_running_once_listening, args=(server, heartbeat),
+                     name="web-started", daemon=True).start()
     try:
         server.run()  # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, runs lifespan
     finally:
+        heartbeat.stop()
+        exporter.close()
         client.close()
         pool.close()
+
+
+def _running_once_listening(server: uvicorn.Server, heartbeat: HeartbeatThread) -> None:
+    """The heartbeat says ``running`` only once the socket accepts requests."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started:
+        heartbeat.state = "running"

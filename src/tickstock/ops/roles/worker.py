@@ -12,7 +12,7 @@ from types import FrameType
 from tickstock.bus.connection import connect
 from tickstock.bus.heartbeat import HeartbeatThread
 from tickstock.core.clock import LiveClock
-from tickstock.ops import infra
+from tickstock.ops import infra, metrics
 from tickstock.ops.settings import Settings
 from tickstock.pipeline.jobs import load_handler_modules
 from tickstock.pipeline.seed_compat import SeedCompatSubscriber
@@ -30,6 +30,9 @@ def run(settings: Settings, instance: str, drain: bool = False, **options: objec
     clock = LiveClock()
     pool = create_pool(endpoints.postgres.url, min_size=1, max_size=4, name=instance)
     client = connect(endpoints.redis.url, name=instance)
+    exporter = metrics.start_role_metrics(
+        settings, "worker", instance, database_url=endpoints.postgres.url,
+        redis_url=endpoints.redis.url, pool=pool, redis=client)
     heartbeat = HeartbeatThread(client, role="worker", instance=instance, clock=clock,
                                 interval_s=settings.heartbeat_interval_s,
                                 ttl_s=settings.heartbeat_ttl_s).start()
@@ -47,6 +50,7 @@ def run(settings: Settings, instance: str, drain: bool = False, **options: objec
         if legacy is not None:
             legacy.stop()
         heartbeat.stop()
+        exporter.close()
         client.close()
         pool.close()
         log.info("worker %s stopped", instance)
