@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -10,10 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import redis
+from massive import WebSocketClient
 
 from tickstock.contracts import names
 
@@ -129,3 +133,48 @@ def test_without_a_provider_key_the_role_streams_the_demo_market(
             stream.kill()
             stream.wait(15)
         client.close()
+
+
+def test_replay_command_plays_the_minute_file_to_the_real_client(
+        shared_data: Path, tmp_path: Path) -> None:
+    """``tickstock replay --file … --speed 0`` as a user runs it, the official client on the
+    other end; the frame pacing of other speeds is the Player's (``test_replay``)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTOCK_")}
+    env |= {"TICKSTOCK_DATA_DIR": str(tmp_path), "MASSIVE_API_KEY": "file-key"}
+    replay = _tickstock("replay", "--file", str(shared_data / "intraday" / "SP500_NOV2019_IDay.csv"),
+                        "--speed", "0", "--port", str(port), "--exit-when-done",
+                        env=env, log=tmp_path / "replay.log")
+    received: list[Any] = []
+
+    async def main() -> None:
+        client = WebSocketClient(api_key="file-key", feed=f"127.0.0.1:{port}", market="stocks",
+                                 secure=False, subscriptions=["AM.*"], max_reconnects=0)
+
+        async def handle(msgs: list[Any]) -> None:
+            received.extend(msgs)
+
+        for _ in range(100):  # the process is starting
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            await asyncio.sleep(0.1)
+        task = asyncio.create_task(client.connect(handle))
+        deadline = time.monotonic() + 60
+        while len(received) < 1563 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await client.close()
+        await task
+
+    try:
+        asyncio.run(main())
+        assert replay.wait(30) == 0, (tmp_path / "replay.log").read_text()
+    finally:
+        if replay.poll() is None:
+            replay.kill()
+            replay.wait(15)
+    assert len(received) == 1563  # every minute of the file, in order, named after it
+    assert {m.symbol for m in received} == {"SP500"}
+    starts = [m.start_timestamp for m in received]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    assert "played 1563 minutes" in (tmp_path / "replay.log").read_text()
