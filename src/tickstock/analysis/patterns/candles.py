@@ -154,21 +154,34 @@ def _span_extreme(
     return out
 
 
-def detect(specs: tuple[PatternSpec, ...], hits: CandleHits, cols: Columns, pos: IntArray) -> Found:
-    """Detections of candlestick ``specs`` from their non-zero TA-Lib outputs ``hits``."""
+def direction_table(specs: tuple[PatternSpec, ...]) -> NDArray[np.int8]:
+    """``table[p, 0 | 1]``: pattern ``p``'s direction for a negative | positive TA-Lib output."""
+    table = np.zeros((len(specs), 2), dtype=np.int8)
+    for p, spec in enumerate(specs):
+        mode = _SIGN[spec.direction]
+        table[p] = (-1, 1) if mode == 2 else (mode, mode)
+    return table
+
+
+def detect(
+    specs: tuple[PatternSpec, ...], hits: CandleHits, cols: Columns, pos: IntArray, table: NDArray[np.int8]
+) -> Found:
+    """Detections of candlestick ``specs`` from their non-zero TA-Lib outputs ``hits``;
+    ``table`` is ``direction_table(specs)``."""
     pattern_idx, bar_idx, values = hits.pattern, hits.index, hits.raw
-    mode = np.array([_SIGN[s.direction] for s in specs], dtype=np.int64)[pattern_idx]
-    direction = np.where(mode == 2, np.sign(values), mode).astype(np.int8)
+    direction = table.ravel()[pattern_idx * 2 + (values > 0)]
     span = np.array([s.span for s in specs], dtype=np.int64)[pattern_idx]
     high = _span_extreme(np.asarray(cols[HIGH], dtype=np.float64), bar_idx, span, pos, high=True)
     low = _span_extreme(np.asarray(cols[LOW], dtype=np.float64), bar_idx, span, pos, high=False)
+    level = np.where(direction > 0, high, low)
+    level[direction == 0] = np.nan
     return Found(
         pattern=pattern_idx,
         index=bar_idx,
         direction=direction,
         strength=np.abs(values) / 200.0,
         metric=values,
-        level=np.where(direction > 0, high, np.where(direction < 0, low, np.nan)),
+        level=level,
         high=high,
         low=low,
     )

@@ -35,6 +35,7 @@ class PatternSet:
         ordered = (*self.candles, *self.signals)
         self.names = tuple(p.name for p in ordered)
         self.role_sign = np.array([ROLE_SIGN[p.role] for p in ordered], dtype=np.int64)
+        self.direction_table = candles.direction_table(self.candles)
         #: The columns the detectors and the scoring read (a frame carries just these).
         self.columns = tuple(
             dict.fromkeys((OPEN, HIGH, LOW, CLOSE, *(c for p in ordered for c in p.requires)))
@@ -57,12 +58,15 @@ class Frame:
 def candle_hits(ps: PatternSet, cols: Columns) -> CandleHits:
     """Where each candlestick of ``ps`` fires over one symbol's ``cols`` (TA-Lib Function API),
     ordered by bar, then pattern."""
-    if not ps.candles:
+    count = len(ps.candles)
+    if not count:
         return CandleHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
-    raw = np.stack([candles.batch_raw(spec, cols) for spec in ps.candles], axis=1)  # [bar, pattern]
-    flat = np.flatnonzero(raw)
-    index, pattern = np.divmod(flat, len(ps.candles))
-    return CandleHits(pattern, index, raw.ravel()[flat].astype(np.float64))
+    raw = np.stack([candles.batch_raw(spec, cols) for spec in ps.candles])  # [pattern, bar]
+    pattern, index = np.divmod(np.flatnonzero(raw), raw.shape[1])
+    key = index * count + pattern
+    key.sort()  # bar-major: the order detections are reported in
+    index, pattern = np.divmod(key, count)
+    return CandleHits(pattern, index, raw[pattern, index].astype(np.float64))
 
 
 def _merge(candle: Found, signal: Found, patterns: int) -> Found:
@@ -72,9 +76,18 @@ def _merge(candle: Found, signal: Found, patterns: int) -> Found:
     signal = signal.take(np.lexsort((signal.pattern, signal.index)))
     if not len(candle):
         return signal
-    key = np.concatenate((candle.index * patterns + candle.pattern, signal.index * patterns + signal.pattern))
-    # Two sorted runs: a stable sort merges them in linear time.
-    return Found.concat([candle, signal]).take(np.argsort(key, kind="stable"))
+    ck = candle.index * patterns + candle.pattern
+    at = np.searchsorted(ck, signal.index * patterns + signal.pattern) + np.arange(len(signal))
+    rest = np.ones(len(candle) + len(signal), dtype=np.bool_)
+    rest[at] = False
+
+    def one(c: np.ndarray, s: np.ndarray) -> np.ndarray:
+        out = np.empty(rest.shape[0], dtype=c.dtype)
+        out[at] = s
+        out[rest] = c
+        return out
+
+    return Found(*(one(getattr(candle, f.name), getattr(signal, f.name)) for f in fields(Found)))
 
 
 def detect_frame(
@@ -86,7 +99,9 @@ def detect_frame(
     if reported is not None and len(hits.index):
         keep = reported[hits.index]
         hits = CandleHits(hits.pattern[keep], hits.index[keep], hits.raw[keep])
-    candle = candles.detect(ps.candles, hits, frame.cols, frame.pos) if ps.candles else EMPTY
+    candle = (
+        candles.detect(ps.candles, hits, frame.cols, frame.pos, ps.direction_table) if ps.candles else EMPTY
+    )
     signal = (
         signals.detect(ps.signals, len(ps.candles), frame.cols, frame.pos, reported) if ps.signals else EMPTY
     )

@@ -59,8 +59,16 @@ class Scores:
     daily_agrees: NDArray[np.int8]
 
 
-def _at(cols: Columns, name: str, index: NDArray[np.int64]) -> FloatArray:
-    return np.asarray(cols[name], dtype=np.float64)[index]
+def _row_scores(cols: Columns) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per frame row: ``x``, ``a``, relative volume and ``V`` (cheaper than per detection:
+    many detections share a row)."""
+    close = np.asarray(cols[CLOSE], dtype=np.float64)
+    x = safe_ratio(close - np.asarray(cols[_TREND_MA.name], dtype=np.float64), np.asarray(cols[_ATR.name]))
+    a = np.clip(x / TREND_ATRS, -1.0, 1.0)
+    rv = np.asarray(cols[_RVOL.name], dtype=np.float64)
+    volume = np.clip(rv / 2.0, 0.0, 1.0)
+    volume[np.isnan(rv)] = 0.5
+    return x, a, rv, volume
 
 
 def score(found: Found, role_sign: NDArray[np.int64], cols: Columns) -> Scores:
@@ -69,13 +77,12 @@ def score(found: Found, role_sign: NDArray[np.int64], cols: Columns) -> Scores:
     if not idx.shape[0]:
         e = np.zeros(0, dtype=np.float64)
         return Scores(e, e, e, e, e, e, np.zeros(0, dtype=np.int8))
+    x_row, a_row, rv_row, volume_row = _row_scores(cols)
+    x, a, rv, volume = x_row[idx], a_row[idx], rv_row[idx], volume_row[idx]
     d = found.direction.astype(np.float64)
-    x = safe_ratio(_at(cols, CLOSE, idx) - _at(cols, _TREND_MA.name, idx), _at(cols, _ATR.name, idx))
-    a = np.clip(x / TREND_ATRS, -1.0, 1.0)
-    r = role_sign[found.pattern].astype(np.float64)
-    trend = np.where((d == 0) | (r == 0) | np.isnan(a), 0.5, (1.0 + r * d * a) / 2.0)
-    rv = _at(cols, _RVOL.name, idx)
-    volume = np.where(np.isnan(rv), 0.5, np.clip(rv / 2.0, 0.0, 1.0))
+    rd = role_sign[found.pattern] * d
+    trend = (1.0 + rd * a) / 2.0
+    trend[(rd == 0) | np.isnan(a)] = 0.5
     strength = np.where(np.isnan(found.strength), 0.5, found.strength)
     confidence = np.clip(W_STRENGTH * strength + W_TREND * trend + W_VOLUME * volume, 0.0, 1.0)
     stop = np.where(d > 0, found.low, np.where(d < 0, found.high, np.nan))
