@@ -1,5 +1,7 @@
-"""A job handler for worker tests, importable by a real ``tickstock worker`` subprocess through
-``TICKSTOCK_WORKER_HANDLER_MODULES=test_worker_fixtures`` (with this folder on PYTHONPATH).
+"""A job handler for worker tests. In-process workers get ``HANDLERS``; a real ``tickstock
+worker`` subprocess gets it through ``TICKSTOCK_WORKER_HANDLER_MODULES=worker_test_handlers``
+(with this folder on PYTHONPATH), which registers it — this module does not, so the pytest
+process's handler registry stays as production has it.
 
 It stands in for the market-data loader of ``job.historical_load`` and
 ``job.multi_timeframe_load`` (the jobs seed-shaped messages become): per symbol it upserts
@@ -17,7 +19,7 @@ from typing import cast
 from pydantic import BaseModel
 
 from tickstock.contracts.jobs import HistoricalLoad, MultiTimeframeLoad
-from tickstock.pipeline.jobs import JobContext, register_job_handler
+from tickstock.pipeline.jobs import JobContext
 
 BARS_PER_SYMBOL = 5
 SLOW_MS_VARIABLE = "TICKSTOCK_TEST_SLOW_MS"
@@ -45,8 +47,5 @@ def slow_upsert_load(payload: BaseModel, ctx: JobContext) -> None:
         ctx.symbol_done(symbol, timeframe="day", bars=BARS_PER_SYMBOL)
 
 
-#: What a worker built in-process gets; a worker process imports this module instead.
 HANDLERS = {HistoricalLoad.message_type: slow_upsert_load,
             MultiTimeframeLoad.message_type: slow_upsert_load}
-for _job_type, _handler in HANDLERS.items():
-    register_job_handler(_job_type, _handler, replace=True)

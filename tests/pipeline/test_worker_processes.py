@@ -7,8 +7,9 @@
 - seed compatibility: a seed-shaped data-load message on ``tickstock.jobs.data_load`` runs as
   a normal job, a cancel on ``tickstock.jobs.control`` cancels it.
 
-The workers run the test handler of ``test_worker_fixtures`` (loaded through
-``TICKSTOCK_WORKER_HANDLER_MODULES``), which upserts bars and sleeps per symbol.
+The workers run the test handler of ``test_worker_fixtures`` (registered by
+``worker_test_handlers`` through ``TICKSTOCK_WORKER_HANDLER_MODULES``), which upserts bars and
+sleeps per symbol.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def spawn(db_dsn: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]
         env.update({
             "TICKSTOCK_DATABASE_URL": db_dsn, "TICKSTOCK_REDIS_URL": redis_url,
             "TICKSTOCK_DATA_DIR": str(tmp_path / "data"),
-            "TICKSTOCK_WORKER_HANDLER_MODULES": "test_worker_fixtures",
+            "TICKSTOCK_WORKER_HANDLER_MODULES": "worker_test_handlers",
             "TICKSTOCK_BUS_CLAIM_IDLE_S": "1.5", "TICKSTOCK_HEARTBEAT_INTERVAL_S": "0.5",
             "TICKSTOCK_HEARTBEAT_TTL_S": "3", "TICKSTOCK_LOG_FORMAT": "console",
             SLOW_MS_VARIABLE: str(slow_ms),

@@ -64,8 +64,6 @@ class JobContext(Protocol):
 JobHandler = Callable[[BaseModel, JobContext], None]
 
 _HANDLERS: dict[str, JobHandler] = {}
-#: Job types whose handler was registered with ``replace``: built-in registrations yield to it.
-_OVERRIDDEN: set[str] = set()
 
 
 def register_job_handler(job_type: str, handler: JobHandler, *, replace: bool = False) -> None:
@@ -74,15 +72,10 @@ def register_job_handler(job_type: str, handler: JobHandler, *, replace: bool = 
     Registering the same handler twice is harmless (module reloads); a different handler for
     a type that already has one is a programming error unless ``replace`` says it is meant (an
     extra handler module of ``TICKSTOCK_WORKER_HANDLER_MODULES`` overriding a built-in one;
-    those are imported last). Once overridden, a later built-in registration is ignored, so
-    the order of imports does not matter.
+    those are imported last).
     """
     if job_type not in JOB_TYPES:
         raise ValueError(f"{job_type!r} is not a job type of the contract: {sorted(JOB_TYPES)}")
-    if replace:
-        _OVERRIDDEN.add(job_type)
-    elif job_type in _OVERRIDDEN:
-        return  # an override was imported first (e.g. by a test process): it stays in force
     existing = _HANDLERS.get(job_type)
     if existing is not None and existing is not handler and not replace:
         raise ValueError(f"job type {job_type!r} already has handler {existing!r}")
