@@ -44,7 +44,7 @@ async def _provider(conn: Connection, played: list[Any]) -> None:
             command = await loop.run_in_executor(None, conn.recv)
             if command != "next":
                 break
-            await server.wait_subscribed(timeout_s=60)
+            await server.wait_subscribed(timeout_s=900)  # warm-up of 5,000 symbols
             await server.publish(frame)
             await server.drain(timeout_s=120)
             conn.send((frame.start, server.sent_at[frame.start]))

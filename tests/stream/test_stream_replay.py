@@ -112,6 +112,10 @@ def test_minute_file_replay_is_stored_rolled_up_analysed_and_published(
     finals = Counter((b.timeframe, b.ts) for b in subscriber_events.of("bar.live") if b.final)
     assert len(finals) == 1560 + sum(len(f) for f in derived.values())
     assert set(finals.values()) == {1}
+    # each final bar carries the bar's live indicator values
+    for b in subscriber_events.of("bar.live"):
+        if b.final:
+            assert b.indicators == analyses[(b.timeframe, datetime_to_ns(b.ts))].values  # type: ignore[index]
     forming = [b for b in subscriber_events.of("bar.live") if not b.final]
     assert {b.timeframe for b in forming} == set(LIVE_TIMEFRAMES[1:])
     patterns = subscriber_events.of("pattern.detected")

@@ -299,6 +299,9 @@ class BarLive(Event):
     vwap: float | None = None
     trades: Count | None = None
     final: bool = False
+    indicators: dict[str, float] = Field(
+        default_factory=dict,
+        description="Live indicator values of the bar (canonical analysis names), on final bars.")
 
 
 # -- services and commands --------------------------------------------------------------------

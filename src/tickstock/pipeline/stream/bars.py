@@ -41,11 +41,12 @@ class LiveBar:
     def copy(self) -> LiveBar:
         return replace(self)
 
-    def event(self, *, final: bool) -> BarLive:
+    def event(self, *, final: bool, indicators: dict[str, float] | None = None) -> BarLive:
         return BarLive(
             symbol=self.symbol, timeframe=self.timeframe, ts=self.start,
             open=self.open, high=self.high, low=self.low, close=self.close,
             volume=self.volume, vwap=self.vwap, trades=self.trades, final=final,
+            indicators=indicators or {},
         )
 
 

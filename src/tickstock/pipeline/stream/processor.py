@@ -10,8 +10,9 @@ For each batch (usually one minute-boundary burst, or part of one):
    step 4 runs. A failed write keeps the bars and retries them with the next batch.
 4. Feed each closed bar to the incremental engine (``engine``): indicator values and pattern
    detections; the alert rules compare them with the previous bar.
-5. Publish, in one round trip: detections, alerts, then the final bars (so the last event of a
-   batch is a bar), and the forming derived bars "so far" (``final`` false).
+5. Publish, in one round trip: detections, alerts, then the final bars with their indicator
+   values (so the last event of a batch is a bar), and the forming derived bars "so far"
+   (``final`` false).
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class LiveProcessor:
                 self.kept[(bar.symbol, bar.timeframe, bar.start)] = analysis
             detections.extend(_detected(bar, d) for d in analysis.detections)
             alerts.extend(self.alerts.check(bar, analysis.values))
-            finals.append(bar.event(final=True))
+            finals.append(bar.event(final=True, indicators=analysis.values))
         return detections, alerts, finals
 
     def _forming(self, accepted: list[LiveBar]) -> list[Event]:
