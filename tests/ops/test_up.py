@@ -40,8 +40,9 @@ class Platform:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line.rstrip())
+        with self.proc.stdout:
+            for line in self.proc.stdout:
+                self.output.append(line.rstrip())
 
     def status(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -5,17 +5,23 @@
 3. when it wrote bars, queue one daily run over the ``demo`` universe (skipping the market-open
    check), so indicators, patterns and outcome statistics are on every page once a worker has run it
 
-Done before the roles start so the dashboard never shows an empty market; it takes a few seconds.
+``start_demo`` does it in a thread beside the roles' start-up (it takes a few seconds; the roles
+do not need it to be healthy, and the stream role picks the symbols up when they appear).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+
+import psycopg
+import redis
 
 from tickstock.bus.connection import connect
 from tickstock.bus.submit import send_command
 from tickstock.contracts.commands import TriggerDailyProcessing
 from tickstock.core.clock import LiveClock
+from tickstock.core.errors import TickStockError
 from tickstock.ops.infra import Infra
 from tickstock.ops.settings import Settings
 from tickstock.pipeline.demo import DEMO_UNIVERSE, seed_demo
@@ -45,3 +51,17 @@ def prepare_demo(settings: Settings, found: Infra, emit: Callable[[str], None]) 
     finally:
         client.close()
     emit("demo data: daily run queued (indicators, patterns) for the demo universe")
+
+
+def start_demo(settings: Settings, found: Infra, emit: Callable[[str], None]) -> threading.Thread:
+    """``prepare_demo`` in a daemon thread; a failure is one line, never a crash of the launcher."""
+
+    def _prepare() -> None:
+        try:
+            prepare_demo(settings, found, emit)
+        except (TickStockError, OSError, psycopg.Error, redis.RedisError) as exc:
+            emit(f"demo data failed: {exc}")
+
+    thread = threading.Thread(target=_prepare, name="demo-seed", daemon=True)
+    thread.start()
+    return thread

@@ -146,7 +146,7 @@ class Supervisor:
             daemon=True,
             name=f"log-{member.name}",
         ).start()
-        self._say(f"started {member.name} (pid {member.pid})")
+        self.say(f"started {member.name} (pid {member.pid})")
 
     @property
     def _width(self) -> int:
@@ -158,7 +158,7 @@ class Supervisor:
             self._lines.put(f"{name:<{width}} | {raw.decode(errors='replace').rstrip()}")
         stream.close()
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         self._lines.put(f"{'up':<{self._width}} | {text}")
 
     def _flush_lines(self, timeout: float) -> None:
@@ -186,10 +186,10 @@ class Supervisor:
             if dead:
                 for member in dead:
                     code = member.process.returncode if member.process else None
-                    self._say(f"{member.name} exited with code {code} during start-up")
+                    self.say(f"{member.name} exited with code {code} during start-up")
                 self.stop()
                 return False
-        self._say(f"all roles running: {', '.join(m.name for m in self.members)}")
+        self.say(f"all roles running: {', '.join(m.name for m in self.members)}")
         self._write_state()
         return True
 
@@ -213,13 +213,13 @@ class Supervisor:
             code = member.process.returncode if member.process else None
             member.last_exit = code
             member.restart_at = now + member.backoff_s
-            self._say(f"{member.name} exited with code {code}; restarting in {member.backoff_s:.0f}s")
+            self.say(f"{member.name} exited with code {code}; restarting in {member.backoff_s:.0f}s")
             member.backoff_s = min(member.backoff_s * 2, _BACKOFF_MAX_S)
             return True
         if now >= member.restart_at:
             member.restarts += 1
             self._spawn(member)
-            self._say(f"restarted {member.name} (restart #{member.restarts})")
+            self.say(f"restarted {member.name} (restart #{member.restarts})")
             return True
         return False
 
@@ -236,7 +236,7 @@ class Supervisor:
             try:
                 member.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self._say(f"{member.name} did not stop in {self.stop_timeout_s:.0f}s; killing it")
+                self.say(f"{member.name} did not stop in {self.stop_timeout_s:.0f}s; killing it")
                 member.process.kill()
                 member.process.wait(5)
         self._flush_lines(0.2)
