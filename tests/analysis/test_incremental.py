@@ -23,6 +23,7 @@ import pytest
 
 from tickstock.analysis import DEFAULT_PATTERNS, Bars, Detection, batch
 from tickstock.analysis.incremental import Engine
+from tickstock.core.errors import DataValidationError
 
 CASES = [
     ("ADBE", 0),
@@ -105,11 +106,47 @@ def test_every_pattern_was_compared() -> None:
 
 
 def test_update_refuses_an_old_bar(daily_universe: dict[str, Bars]) -> None:
-    from tickstock.core.errors import DataValidationError
-
     bars = daily_universe["AAPL"]
     engine = Engine()
     engine.warm_up(bars.slice(0, 100))
     with pytest.raises(DataValidationError, match="not after"):
         engine.update(bars.bar(99))
     assert engine.last_ts("AAPL", "day") == int(bars.ts[99])
+
+
+def test_update_many_across_the_universe_equals_batch(daily_universe: dict[str, Bars]) -> None:
+    """One frame for the newest bar of every symbol: each symbol gets its own batch answer.
+
+    Recipe: warm every symbol up on all but its last 3 bars, ``peek_many`` then
+    ``update_many`` the third-last bar of all symbols, then one call with the last two bars
+    of each of a few symbols (a symbol repeats within the call), against ``batch.compute``."""
+    symbols = sorted(daily_universe)[::8]  # 62 symbols, every 8th
+    engine = Engine()
+    expected = {}
+    for s in symbols:
+        bars = daily_universe[s]
+        expected[s] = batch.compute(bars)
+        engine.warm_up(bars.slice(0, len(bars) - 3))
+
+    def want(s: str, i: int) -> list[tuple[object, ...]]:
+        ts = int(daily_universe[s].ts[i])
+        return [key(d) for d in expected[s].detections if d.ts_ns == ts]
+
+    step = [daily_universe[s].bar(len(daily_universe[s]) - 3) for s in symbols]
+    peeked = engine.peek_many(step)
+    snaps = engine.update_many(step)
+    assert sum(len(snap.detections) for snap in snaps) > 0
+    for s, peek, snap in zip(symbols, peeked, snaps, strict=True):
+        n = len(daily_universe[s])
+        assert list(map(key, snap.detections)) == list(map(key, peek.detections)) == want(s, n - 3)
+        for name, value in snap.values.items():
+            assert np.array_equal(value, expected[s].values[name][n - 3], equal_nan=True), (s, name)
+    few = symbols[:5]
+    tail = [daily_universe[s].bar(len(daily_universe[s]) - k) for k in (2, 1) for s in few]
+    for snap in engine.update_many(tail):
+        n = len(daily_universe[snap.symbol])
+        i = int(np.searchsorted(daily_universe[snap.symbol].ts, snap.ts_ns))
+        assert i in (n - 2, n - 1)
+        assert list(map(key, snap.detections)) == want(snap.symbol, i)
+    with pytest.raises(DataValidationError, match="one forming bar"):
+        engine.peek_many([daily_universe["AAPL"].bar(5), daily_universe["AAPL"].bar(6)])

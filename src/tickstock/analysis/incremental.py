@@ -20,7 +20,6 @@ exist). ``warm_up`` returns the batch result over the history it was given.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
@@ -40,7 +39,7 @@ from tickstock.analysis.bars import (
 from tickstock.analysis.batch import base_columns, compute_with_plan
 from tickstock.analysis.kernels.talib_kernel import TalibCell
 from tickstock.analysis.patterns.candles import CANDLE_INPUTS
-from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, pattern_set
+from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, pattern_set, take_scores
 from tickstock.analysis.patterns.found import CandleHits
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_SPECS
@@ -67,7 +66,10 @@ def _row(bar: Bar) -> dict[str, float]:
 
 
 class SymbolState:
-    """Everything the engine remembers about one symbol on one timeframe."""
+    """Everything the engine remembers about one symbol on one timeframe.
+
+    The pattern window is a ``(Plan.window - 1, columns)`` array of the last committed rows
+    of the columns the detectors read (``PatternSet.columns`` and the daily trend)."""
 
     def __init__(self, p: Plan, ps: PatternSet, symbol: str, timeframe: str) -> None:
         self.symbol, self.timeframe = symbol, timeframe
@@ -77,9 +79,8 @@ class SymbolState:
         ]
         self._candles = [TalibCell(spec.talib_function, {}) for spec in ps.candles]
         self._keep = p.window - 1
-        self._columns = (TS, *_PRICE, DAILY_TREND, *p.columns)
-        self._window: dict[str, deque[float]] = {c: deque(maxlen=self._keep) for c in self._columns}
-        self._has_session = False
+        self.columns = (*ps.columns, DAILY_TREND)
+        self.window = np.zeros((0, len(self.columns)), dtype=np.float64)
         self.last_ts: int | None = None
 
     def warm_up(self, bars: Bars) -> Result:
@@ -95,23 +96,20 @@ class SymbolState:
         if bars.daily_trend is None:
             cols[DAILY_TREND] = np.full(len(bars), math.nan)
         start = max(len(bars) - self._keep, 0)
-        for name in self._columns:
-            self._window[name] = deque(
-                np.asarray(cols[name][start:], dtype=np.float64).tolist(), maxlen=self._keep
-            )
-        self._has_session = bars.session is not None
+        self.window = np.column_stack(
+            [np.asarray(cols[name][start:], dtype=np.float64) for name in self.columns]
+        )
         self.last_ts = int(bars.ts[-1]) if len(bars) else None
         return result
 
-    def _check(self, bar: Bar) -> None:
+    def advance(self, bar: Bar, commit: bool) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+        """Run every indicator stream and candlestick cell on ``bar`` (committing when
+        ``commit``): its indicator values, its row of ``columns`` and the candles' raw outputs."""
         if self.last_ts is not None and bar.ts <= self.last_ts:
             raise DataValidationError(
                 f"{bar.symbol}/{bar.timeframe}: bar at {bar.ts} is not after the last "
                 f"committed bar at {self.last_ts}"
             )
-
-    def step(self, bar: Bar, commit: bool) -> Snapshot:
-        self._check(bar)
         row = _row(bar)
         values: dict[str, float] = {}
         for columns, stream in self._streams:
@@ -120,34 +118,22 @@ class SymbolState:
                 row[name] = value
                 values[name] = value
         prices = [row[name] for name in CANDLE_INPUTS]
-        raw_now = [(cell.update if commit else cell.peek)(*prices)[0] for cell in self._candles]
-        detections = self._detect(row, raw_now)
-        if commit:
-            for name in self._columns:
-                self._window[name].append(float(row[name]))
-            self.last_ts = bar.ts
-        return Snapshot(bar.symbol, bar.timeframe, bar.ts, values, tuple(detections))
+        raw = np.array(
+            [(cell.update if commit else cell.peek)(*prices)[0] for cell in self._candles], dtype=np.float64
+        )
+        return values, np.array([row[name] for name in self.columns], dtype=np.float64), raw
 
-    def _detect(self, row: dict[str, float], raw_now: list[float]) -> Detections:
-        cols = {
-            name: np.fromiter((*self._window[name], row[name]), dtype=np.float64) for name in self._columns
-        }
-        n = len(cols[TS])
-        raw = np.asarray(raw_now, dtype=np.float64)
-        fired = np.flatnonzero(raw).astype(np.int64)
-        hits = CandleHits(fired, np.full(fired.shape[0], n - 1, np.int64), raw[fired])
-        ts = cols[TS].astype(np.int64)
-        if math.isnan(row[DAILY_TREND]):
-            del cols[DAILY_TREND]
-        reported = np.zeros(n, dtype=np.bool_)
-        reported[n - 1] = True
-        frame = Frame(cols, np.arange(n, dtype=np.int64))
-        found, scores = detect_frame(self._ps, frame, hits, reported)
-        return Detections(self.symbol, self.timeframe, self._ps.names, ts[found.index], found, scores)
+    def commit(self, bar: Bar, row: np.ndarray) -> None:
+        self.window = np.vstack((self.window, row))[-self._keep :] if self._keep else self.window
+        self.last_ts = bar.ts
 
 
 class Engine:
-    """Incremental analysis of many symbols and timeframes with one set of specs."""
+    """Incremental analysis of many symbols and timeframes with one set of specs.
+
+    ``update_many`` / ``peek_many`` run the indicator streams per symbol, then detect and score
+    the patterns of every symbol's newest bar in one frame (``patterns.detect``), the same
+    function the batch engine runs over whole histories."""
 
     def __init__(self, specs: Iterable[Spec] = DEFAULT_SPECS) -> None:
         self.plan = plan(specs)
@@ -170,15 +156,52 @@ class Engine:
 
     def update(self, bar: Bar) -> Snapshot:
         """Commit a closed bar; its values and the patterns it completes."""
-        return self._state(bar.symbol, bar.timeframe).step(bar, commit=True)
+        return self._step([bar], commit=True)[0]
 
     def peek(self, bar: Bar) -> Snapshot:
         """The values and patterns ``bar`` would have if it closed now; commits nothing."""
-        return self._state(bar.symbol, bar.timeframe).step(bar, commit=False)
+        return self._step([bar], commit=False)[0]
 
     def update_many(self, bars: Iterable[Bar]) -> list[Snapshot]:
-        """``update`` for one new bar of each of many symbols."""
-        return [self.update(bar) for bar in bars]
+        """``update`` for new bars of many symbols (in order; a symbol may repeat)."""
+        return [snap for group in _distinct_runs(bars) for snap in self._step(group, commit=True)]
+
+    def peek_many(self, bars: Iterable[Bar]) -> list[Snapshot]:
+        """``peek`` for forming bars of many symbols (each symbol at most once)."""
+        group = list(bars)
+        if len(_distinct_runs(group)) > 1:
+            raise DataValidationError("peek_many: one forming bar per symbol and timeframe")
+        return self._step(group, commit=False)
+
+    def _step(self, bars: list[Bar], commit: bool) -> list[Snapshot]:
+        if not bars:
+            return []
+        states = [self._state(bar.symbol, bar.timeframe) for bar in bars]
+        advanced = [state.advance(bar, commit) for state, bar in zip(states, bars, strict=True)]
+        segments = [np.vstack((s.window, row)) for s, (_, row, _) in zip(states, advanced, strict=True)]
+        lengths = [seg.shape[0] for seg in segments]
+        last = np.cumsum(lengths, dtype=np.int64) - 1
+        table = np.vstack(segments)
+        frame = Frame(
+            {name: table[:, j] for j, name in enumerate(states[0].columns)},
+            np.concatenate([np.arange(n, dtype=np.int64) for n in lengths]),
+        )
+        reported = np.zeros(table.shape[0], dtype=np.bool_)
+        reported[last] = True
+        hits = _newest_candles([raw for _, _, raw in advanced], last)
+        found, scores = detect_frame(self._ps, frame, hits, reported)
+        bounds = np.searchsorted(found.index, last, side="right").tolist()
+        snaps, begin = [], 0
+        for k, (bar, state) in enumerate(zip(bars, states, strict=True)):
+            rows = slice(begin, bounds[k])
+            begin = bounds[k]
+            own = found.take(rows)
+            ts = np.full(len(own), bar.ts, dtype=np.int64)
+            det = Detections(bar.symbol, bar.timeframe, self._ps.names, ts, own, take_scores(scores, rows))
+            snaps.append(Snapshot(bar.symbol, bar.timeframe, bar.ts, advanced[k][0], tuple(det)))
+            if commit:
+                state.commit(bar, advanced[k][1])
+        return snaps
 
     def last_ts(self, symbol: str, timeframe: str) -> int | None:
         """The last committed bar time of a symbol, ``None`` if it has no state."""
@@ -188,3 +211,29 @@ class Engine:
     def forget(self, symbol: str, timeframe: str) -> None:
         """Drop a symbol's state (delisted, or to re-warm it)."""
         self._states.pop((symbol, timeframe), None)
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+def _newest_candles(raws: list[np.ndarray], last: np.ndarray) -> CandleHits:
+    """Candle hits of each segment's newest row (``last[k]``), by row then pattern."""
+    if not raws or not raws[0].shape[0]:
+        return CandleHits(_NO_ROWS, _NO_ROWS, np.zeros(0, dtype=np.float64))
+    raw = np.vstack(raws)  # [segment, pattern]
+    seg, pattern = np.nonzero(raw)
+    return CandleHits(pattern.astype(np.int64), last[seg], raw[seg, pattern])
+
+
+def _distinct_runs(bars: Iterable[Bar]) -> list[list[Bar]]:
+    """``bars`` cut into consecutive groups in which no symbol and timeframe repeats."""
+    groups: list[list[Bar]] = [[]]
+    seen: set[tuple[str, str]] = set()
+    for bar in bars:
+        key = (bar.symbol, bar.timeframe)
+        if key in seen:
+            groups.append([])
+            seen.clear()
+        groups[-1].append(bar)
+        seen.add(key)
+    return [g for g in groups if g]

@@ -82,7 +82,7 @@ def _merge(candle: Found, signal: Found, patterns: int) -> Found:
     rest[at] = False
 
     def one(c: np.ndarray, s: np.ndarray) -> np.ndarray:
-        out = np.empty(rest.shape[0], dtype=c.dtype)
+        out = np.empty(rest.shape[0], dtype=np.result_type(c, s))
         out[at] = s
         out[rest] = c
         return out
