@@ -70,7 +70,7 @@ def infrastructure(db_dsn: str, redis_url: str) -> Iterator[tuple[ConnectionPool
 
 def build_service(pool: ConnectionPool, client: redis.Redis, server: ReplayServer,
                   symbols: tuple[str, ...], *, engine: LiveEngine | None = None,
-                  instance: str = "stream-test") -> StreamService:
+                  instance: str = "stream-test", **config: Any) -> StreamService:
     clock = LiveClock()
     store = BarStore(pool)
     sessions = SessionLookup(nyse())
@@ -79,7 +79,8 @@ def build_service(pool: ConnectionPool, client: redis.Redis, server: ReplayServe
         sink=BusEventSink(client, source=instance, clock=clock), keep_analyses=True,
     )
     config = StreamConfig(symbols=symbols, ws_url=server.ws_url, api_key=server.api_key,
-                          outside_hours=True, backoff=Backoff(initial_s=0.05, max_s=0.5))
+                          outside_hours=True, backoff=Backoff(initial_s=0.05, max_s=0.5),
+                          **config)
     history = MassiveProvider(nyse(), MassiveConfig(server.api_key, server.rest_url, retries=0))
     return StreamService(config, processor=processor, store=store, history=history,
                          calendar=nyse(), clock=clock, instance=instance)

@@ -64,7 +64,8 @@ class ProviderFeed:
 
     ``on_connect`` is called before each connection attempt (the first one too): from then on
     any minute may have been missed. ``on_seconds`` receives per-second aggregates as 1-second
-    bars when ``second_aggregates`` is on.
+    bars when ``second_aggregates`` is on; ``minute_aggregates`` off leaves the minute channel
+    unsubscribed (the minutes are then built from the seconds).
     """
 
     def __init__(
@@ -78,13 +79,14 @@ class ProviderFeed:
         on_state: Callable[[bool], None] | None = None,
         on_seconds: Callable[[list[LiveBar]], None] | None = None,
         second_aggregates: bool = False,
+        minute_aggregates: bool = True,
         backoff: Backoff | None = None,
     ) -> None:
         if not symbols:
             raise ConfigurationError("the stream universe is empty: no symbol to subscribe")
         self.feed, self.secure = client_endpoint(ws_url)
         self.api_key = api_key
-        self.topics = [f"{MINUTE_CHANNEL}.{s}" for s in symbols]
+        self.topics = [f"{MINUTE_CHANNEL}.{s}" for s in symbols] if minute_aggregates else []
         if second_aggregates:
             self.topics += [f"{SECOND_CHANNEL}.{s}" for s in symbols]
         self.on_minutes = on_minutes

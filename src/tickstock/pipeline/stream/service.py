@@ -46,6 +46,7 @@ from tickstock.pipeline.stream.feed import Backoff, ProviderFeed
 from tickstock.pipeline.stream.metrics import Health
 from tickstock.pipeline.stream.processor import LiveProcessor
 from tickstock.pipeline.stream.repair import Gap, GapTracker, fetch_minutes
+from tickstock.pipeline.stream.seconds import MinuteBuilder
 from tickstock.pipeline.stream.storage import BarStore
 from tickstock.pipeline.stream.warmup import warm_up
 
@@ -62,7 +63,9 @@ class StreamConfig:
     outside_hours: bool = False
     warmup_lead: timedelta = timedelta(minutes=10)
     close_grace: timedelta = timedelta(minutes=2)
-    second_aggregates: bool = False
+    #: "minute": the provider's per-minute aggregates are the bars; "second": subscribe the
+    #: per-second ones instead and build the minutes here (``seconds``).
+    bars_from: Literal["minute", "second"] = "minute"
     repair_attempts: int = 5
     repair_concurrency: int = 8
     #: How often a wait on the clock looks at it again (a test's frozen clock moves by jumps).
@@ -107,6 +110,7 @@ class StreamService:
         self._idle = asyncio.Event()
         self._idle.set()
         self._fatal: BaseException | None = None
+        self._builder = MinuteBuilder() if config.bars_from == "second" else None
 
     # -- the role ----------------------------------------------------------------------------
 
@@ -146,7 +150,9 @@ class StreamService:
         feed = ProviderFeed(
             self.config.ws_url, self.config.api_key, self.config.symbols, self._on_minutes,
             on_connect=self._on_connect, on_state=self._on_state,
-            second_aggregates=self.config.second_aggregates, backoff=self.config.backoff,
+            on_seconds=self._on_seconds if self._builder is not None else None,
+            second_aggregates=self._builder is not None,
+            minute_aggregates=self._builder is None, backoff=self.config.backoff,
         )
         self.feed = feed
         tasks = [asyncio.create_task(feed.run(), name="stream-feed"),
@@ -195,6 +201,12 @@ class StreamService:
         for gap in gaps:
             self.stats.on_gap()
             self._start_repair(gap)
+
+    def _on_seconds(self, seconds: list[LiveBar]) -> None:
+        assert self._builder is not None
+        closed = self._builder.add(seconds)
+        if closed:
+            self._on_minutes(closed)
 
     def _enqueue(self, bars: list[LiveBar]) -> None:
         if bars:
@@ -308,8 +320,15 @@ class StreamService:
 
     async def peek(self, symbol: str, timeframe: Timeframe) -> tuple[LiveBar, BarAnalysis] | None:
         """The forming ``timeframe`` bar of ``symbol`` "so far" with its analysis, read on the
-        processing thread (the processor's state is single-threaded); commits nothing."""
+        processing thread (the processor's state is single-threaded); commits nothing. A
+        forming minute exists only when the minutes are built from seconds."""
         loop = asyncio.get_running_loop()
+        if timeframe is Timeframe.MIN1:
+            minute = self._builder.forming(symbol) if self._builder is not None else None
+            if minute is None:
+                return None
+            analysis = await loop.run_in_executor(self._work, self.processor.engine.peek, minute)
+            return minute, analysis
         return await loop.run_in_executor(self._work, self.processor.peek, symbol, timeframe)
 
     async def drain(self, timeout_s: float = 600.0) -> None:
