@@ -64,24 +64,26 @@ class Harness:
     def runs(self) -> RunRepository:
         return RunRepository(self.pool)
 
-    def executor(self, instance: str, batch_size: int = 10) -> DailyExecutor:
+    def executor(self, instance: str, batch_size: int = 10,
+                 history_years: float = 6) -> DailyExecutor:
         calendar = nyse()
         provider = create_provider("files", calendar, files_dir=self.shared_data / "daily")
         steps, setups = default_steps(pool=self.pool, provider=provider, calendar=calendar,
-                                      clock=self.clock, history_years=6)
+                                      clock=self.clock, history_years=history_years)
         indicators, patterns = analysis_names()
         return build_executor(pool=self.pool, client=self.client, calendar=calendar,
                               clock=self.clock, instance=instance, steps=steps, setups=setups,
                               batch_size=batch_size, indicator_names=indicators,
                               pattern_names=patterns)
 
-    def start_workers(self, count: int, batch_size: int = 10) -> None:
+    def start_workers(self, count: int, batch_size: int = 10,
+                      history_years: float = 6) -> None:
         for i in range(count):
             name = f"worker-thread-{i}"
             consumer = Consumer(self.client, group=names.WORKERS_GROUP, name=name,
                                 streams=(names.COMMANDS_STREAM, names.BATCHES_STREAM),
                                 clock=LiveClock(), options=ConsumerOptions(block_ms=50))
-            self.executor(name, batch_size).register(consumer)
+            self.executor(name, batch_size, history_years).register(consumer)
             stop = threading.Event()
             thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
             thread.start()

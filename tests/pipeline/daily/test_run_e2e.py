@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import psycopg
 from daily_harness import Harness, real_symbols, seed_universe
 
@@ -95,3 +96,39 @@ def _counts(h: Harness) -> tuple[int, int, int]:
                            ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
+
+
+def test_whole_real_universe_run_equals_engine(harness: Harness, shared_data: Path) -> None:
+    """All 489 symbols of ../shared/data/daily, each with its last half year of bars (the whole
+    five years would be 35 million indicator rows: minutes of COPY on a shared machine, which
+    ``bench/daily.py`` measures instead): every symbol's stored value counts equal the
+    engine's, and every 20th symbol's values and detections are equal one by one."""
+    symbols = real_symbols(shared_data, 1000)
+    assert len(symbols) == 489
+    seed_universe(harness.dsn, "real", symbols)
+    harness.start_workers(2, batch_size=40, history_years=0.5)
+    answer = harness.answer(harness.send(TriggerDailyProcessing(universes=("real",))))
+    assert isinstance(answer.data, CommandAccepted), answer.data
+    run = harness.wait_run(answer.data.run_id or "", timeout_s=900)
+    assert run.status == "completed", run.error_message
+    assert (run.symbols_total, run.symbols_processed, run.symbols_failed) == (489, 489, 0)
+    assert run.indicators_failed == 0 and run.indicators_processed == run.indicators_total
+    counts = _value_counts(harness)
+    columns = {c for spec in DEFAULT_INDICATORS for c in spec.columns}
+    for symbol in symbols:
+        bars = harness.stored_bars(symbol)
+        expected = compute(bars, DEFAULT_INDICATORS)
+        want = {name: int((~np.isnan(arr)).sum()) for name, arr in expected.values.items()
+                if name in columns and (~np.isnan(arr)).any()}
+        assert counts.get(symbol, {}) == want, symbol
+    for symbol in symbols[::20]:
+        check_against_engine(harness, symbol)
+
+
+def _value_counts(h: Harness) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    with psycopg.connect(h.dsn) as conn:
+        for symbol, name, n in conn.execute(
+                "SELECT symbol, name, count(*) FROM indicator_values GROUP BY 1, 2"):
+            out.setdefault(symbol, {})[name] = int(n)
+    return out

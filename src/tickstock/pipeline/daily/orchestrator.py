@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol
 
+from tickstock.bus.streams import LeavePending
 from tickstock.contracts.common import ALL_PHASES, Phase
 from tickstock.contracts.events import (
     Event,
@@ -259,6 +260,7 @@ class DailyRun:
         batch = self.runs.claim_batch(message.run_id, str(message.phase), message.batch_no,
                                       self.instance, now, stale_before=now - self.takeover_after)
         if batch is None:
+            self._held_elsewhere(message)
             return
         run = self.runs.get_run(message.run_id)
         work = BatchWork(run=run, phase=message.phase, batch_no=batch.batch_no,
@@ -276,6 +278,18 @@ class DailyRun:
         metrics.BATCH_SECONDS.labels(phase=str(message.phase)).observe(
             self.clock.monotonic() - started)
         self._complete(run, message.phase, batch.batch_no, outcome)
+
+    def _held_elsewhere(self, message: RunPhaseBatch) -> None:
+        """A batch another worker claimed recently: leave the message pending rather than
+        acknowledge it, so that if that worker died holding the batch, the message comes back
+        (after the bus's claim timeout) and the batch is taken over then."""
+        held = next((b for b in self.runs.batches(message.run_id, str(message.phase))
+                     if b.batch_no == message.batch_no), None)
+        if held is None or held.status != "running" or held.worker == self.instance:
+            return
+        if self.runs.get_run(message.run_id).status != "running":
+            return
+        raise LeavePending(f"batch {message.batch_no} of {message.phase} is held by {held.worker}")
 
     def _stopped(self, run_id: str) -> bool:
         run = self.runs.get_run(run_id)

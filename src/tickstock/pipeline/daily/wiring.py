@@ -78,7 +78,7 @@ def build_executor(
 
 def default_steps(
     *, pool: ConnectionPool, provider: Provider, calendar: MarketCalendar, clock: Clock,
-    history_years: int = 5, warm_factor: int = 2,
+    history_years: float = 5, warm_factor: int = 2,
 ) -> tuple[dict[Phase, PhaseStep], dict[Phase, PhaseSetup]]:
     """The four phase steps of a daily run, and the phase setups (run totals)."""
     indicators = AnalysisStep(pool, "indicators", warm_factor=warm_factor)

@@ -46,7 +46,7 @@ class TopUpImporter:
     """Tops up bars from ``provider``; ``history_years`` of history for a symbol never loaded."""
 
     def __init__(self, *, pool: ConnectionPool, provider: Provider, calendar: MarketCalendar,
-                 clock: Clock, history_years: int = 5, options: LoadOptions | None = None) -> None:
+                 clock: Clock, history_years: float = 5, options: LoadOptions | None = None) -> None:
         self.pool = pool
         self.provider = provider
         self.calendar = calendar
