@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import re
+import shutil
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "ops" / "prometheus" / "alerts.yml"
 SCRAPE_CONFIG = ROOT / "ops" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "ops" / "grafana" / "tickstock.json"
+PROMTOOL = shutil.which("promtool")  # Debian package ``prometheus``
+ROLE_DOWN = "max without (instance, job) (tickstock_role_instances) == 0"
 # Names Prometheus itself or prometheus_client's default collectors provide.
 NON_TICKSTOCK = {"up"}
 _NAME = re.compile(r"\b(tickstock_[a-z0-9_]+|process_[a-z0-9_]+|python_[a-z0-9_]+)\b")
@@ -88,3 +94,52 @@ def registry_names(*registries: CollectorRegistry) -> set[str]:
 def referenced_names(text: str) -> set[str]:
     """Metric names a PromQL text mentions (``tickstock_*``, ``process_*``, ``python_*``)."""
     return set(_NAME.findall(text))
+
+
+def promtool_rules_test(promtool: str, tmp: Path, input_series: list[dict[str, str]],
+                        alert_tests: list[dict[str, object]], interval: str = "15s") -> None:
+    """``promtool test rules`` of ``ops/prometheus/alerts.yml`` against ``input_series``.
+
+    Annotations are templated prose and are dropped: the tests are about each rule's
+    expression, ``for`` and labels.
+    """
+    rules = yaml.safe_load(ALERTS.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp / "rules.json").write_text(json.dumps(rules))
+    (tmp / "test.json").write_text(json.dumps({
+        "rule_files": [str(tmp / "rules.json")],
+        "evaluation_interval": interval,
+        "tests": [{"interval": interval, "input_series": input_series,
+                   "alert_rule_test": alert_tests}],
+    }))
+    done = subprocess.run([promtool, "test", "rules", str(tmp / "test.json")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def series_selector(name: str, labels: dict[str, str]) -> str:
+    """``name{k="v",...}`` with the labels sorted, as promtool's input series want it."""
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+LabelSet = tuple[tuple[str, str], ...]
+
+
+def max_without_target(scrapes: Iterable[list[Sample]], name: str) -> dict[LabelSet, float]:
+    """``max without (instance, job) (name)`` over several targets' scrapes: each target's
+    samples lose nothing but the target labels, which the scrapes never carry."""
+    found: dict[LabelSet, float] = {}
+    for samples in scrapes:
+        for s in samples:
+            if s.name == name:
+                key = tuple(sorted(s.labels.items()))
+                found[key] = max(found.get(key, s.value), s.value)
+    return found
+
+
+def alert_rules() -> list[dict[str, object]]:
+    """Every rule of ``ops/prometheus/alerts.yml``, in file order."""
+    document = yaml.safe_load(ALERTS.read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]

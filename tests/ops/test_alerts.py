@@ -9,7 +9,6 @@ without it the structure is validated here and the role-down expression is evalu
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,23 +31,19 @@ from .metrics_support import (
     ALERTS,
     DASHBOARD,
     NON_TICKSTOCK,
+    PROMTOOL,
+    ROLE_DOWN,
     SCRAPE_CONFIG,
     Sample,
+    alert_rules,
     import_metric_modules,
+    promtool_rules_test,
     referenced_names,
     registry_names,
     sample_names,
     scrape,
     value,
 )
-
-PROMTOOL = shutil.which("promtool")
-ROLE_DOWN = "max without (instance, job) (tickstock_role_instances) == 0"
-
-
-def _rules() -> list[dict[str, object]]:
-    document = yaml.safe_load(ALERTS.read_text())
-    return [rule for group in document["groups"] for rule in group["rules"]]
 
 
 def _exported_names() -> set[str]:
@@ -93,7 +88,7 @@ def test_rules_are_valid() -> None:
 
 def test_rules_and_dashboard_name_only_exported_metrics() -> None:
     exported = _exported_names()
-    in_rules = set().union(*(referenced_names(str(rule["expr"])) for rule in _rules()))
+    in_rules = set().union(*(referenced_names(str(rule["expr"])) for rule in alert_rules()))
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     in_dashboard = set().union(*(referenced_names(e) for e in exprs))
@@ -177,29 +172,12 @@ def _promtool_role_down(alive: list[Sample], dead: list[Sample], tmp: Path) -> N
                  [("_" if after is None else f"{after:g}")] * 10
         selector = ",".join(f'{k}="{v}"' for k, v in sorted({**labels, **target}.items()))
         series.append({"series": f"{name}{{{selector}}}", "values": " ".join(points)})
-    # Annotations are templated prose; the test is about the expression and its labels.
-    rules = yaml.safe_load(ALERTS.read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    (tmp / "rules.json").write_text(json.dumps(rules))
-    (tmp / "test.json").write_text(json.dumps({
-        "rule_files": [str(tmp / "rules.json")],
-        "evaluation_interval": "15s",
-        "tests": [{
-            "interval": "15s",
-            "input_series": series,
-            "alert_rule_test": [
-                {"eval_time": "45s", "alertname": "TickStockRoleDown", "exp_alerts": []},
-                {"eval_time": "2m30s", "alertname": "TickStockRoleDown",
-                 "exp_alerts": [{"exp_labels": {"role": "worker", "severity": "critical"}}]},
-            ],
-        }],
-    }))
     assert PROMTOOL is not None
-    done = subprocess.run([PROMTOOL, "test", "rules", str(tmp / "test.json")],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    promtool_rules_test(PROMTOOL, tmp, series, [
+        {"eval_time": "45s", "alertname": "TickStockRoleDown", "exp_alerts": []},
+        {"eval_time": "2m30s", "alertname": "TickStockRoleDown",
+         "exp_alerts": [{"exp_labels": {"role": "worker", "severity": "critical"}}]},
+    ])
 
 
 def _eval_role_down(samples: list[Sample]) -> dict[str, bool]:
@@ -216,7 +194,7 @@ def test_killing_a_role_fires_role_down(
     exporter: tuple[str, Settings], redis_url: str, tmp_path: Path
 ) -> None:
     url, _settings = exporter
-    assert next(r for r in _rules() if r["alert"] == "TickStockRoleDown")["expr"] == ROLE_DOWN
+    assert next(r for r in alert_rules() if r["alert"] == "TickStockRoleDown")["expr"] == ROLE_DOWN
     child = subprocess.Popen([sys.executable, "-c", _BEATING, redis_url, "worker-doomed"],
                              stdout=subprocess.PIPE, text=True)
     try:
