@@ -26,7 +26,7 @@ from tickstock.pipeline.stream.processor import LiveProcessor
 from tickstock.pipeline.stream.publisher import BusEventSink
 from tickstock.pipeline.stream.service import StreamConfig, StreamService
 from tickstock.pipeline.stream.sessions import SessionLookup
-from tickstock.pipeline.stream.storage import BarStore
+from tickstock.pipeline.stream.storage import BarStore, DetectionStore
 from tickstock.store.db import create_pool
 
 
@@ -77,6 +77,7 @@ def build_service(pool: ConnectionPool, client: redis.Redis, server: ReplayServe
     processor = LiveProcessor(
         writer=store, engine=engine or live_engine(sessions), sessions=sessions,
         sink=BusEventSink(client, source=instance, clock=clock), keep_analyses=True,
+        detections=DetectionStore(pool),
     )
     config = StreamConfig(symbols=symbols, ws_url=server.ws_url, api_key=server.api_key,
                           outside_hours=True, backoff=Backoff(initial_s=0.05, max_s=0.5),

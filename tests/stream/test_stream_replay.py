@@ -120,6 +120,10 @@ def test_minute_file_replay_is_stored_rolled_up_analysed_and_published(
     assert {b.timeframe for b in forming} == set(LIVE_TIMEFRAMES[1:])
     patterns = subscriber_events.of("pattern.detected")
     assert len(patterns) == detected
+    with psycopg.connect(db_dsn) as conn:
+        stored_patterns = conn.execute("SELECT count(*) FROM pattern_detections "
+                                       "WHERE source = 'live' AND symbol = %s", (SYMBOL,)).fetchone()
+    assert stored_patterns == (detected,)
     assert all(0 <= p.confidence <= 1 and p.source == "live" for p in patterns)
     alerts = subscriber_events.of("indicator.alert")
     assert {a.condition for a in alerts} >= {"cross_above", "cross_below"}  # RSI 30/70

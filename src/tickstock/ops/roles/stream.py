@@ -50,7 +50,7 @@ from tickstock.pipeline.stream.processor import LiveProcessor
 from tickstock.pipeline.stream.publisher import BusEventSink
 from tickstock.pipeline.stream.service import StreamConfig, StreamService
 from tickstock.pipeline.stream.sessions import SessionLookup
-from tickstock.pipeline.stream.storage import BarStore
+from tickstock.pipeline.stream.storage import BarStore, DetectionStore
 from tickstock.store.db import create_pool
 from tickstock.store.runs import RunRepository
 
@@ -175,6 +175,7 @@ class _Role:
         self.processor = LiveProcessor(
             writer=self.store, engine=live_engine(sessions), sessions=sessions,
             sink=BusEventSink(self.client, source=self.instance, clock=self.clock),
+            detections=DetectionStore(self.pool),
             forming_events=bool(self.options.get(
                 "forming_events", len(symbols) <= FORMING_EVENTS_MAX_SYMBOLS)),
         )

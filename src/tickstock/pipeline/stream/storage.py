@@ -3,22 +3,26 @@
 A burst is one bar for each of thousands of symbols, across timeframes: one COPY into a
 temporary table and one ``INSERT … ON CONFLICT DO UPDATE`` store them all, so a bar received
 twice (a reconnect, a repair overlapping a live minute, a restart) is still one row.
-Warm-up reads the last N bars of many symbols in one query.
+Warm-up reads the last N bars of many symbols in one query. Live pattern detections are
+upserted into ``pattern_detections`` the same way the nightly run writes its own.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from tickstock.contracts.common import Timeframe
+from tickstock.contracts.events import PatternDetected
 from tickstock.core.errors import StoreError
-from tickstock.market.bars import INTRADAY_MINUTES
+from tickstock.market.bars import INTRADAY_MINUTES, datetime_to_ns
 from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.store.analysis import write_detections
 
 LIVE_SOURCE = "live"
 _COLUMNS = ("symbol", "timeframe", "ts", "open", "high", "low", "close", "volume", "vwap",
@@ -127,3 +131,37 @@ class BarStore:
                 r["symbol"], timeframe, r["ts"], r["ts"] + length, r["open"], r["high"], r["low"],
                 r["close"], r["volume"], r["vwap"], r["trades"]))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _DetectionRow:
+    """A live ``PatternDetected`` in the shape ``store.analysis.write_detections`` reads."""
+
+    symbol: str
+    timeframe: str
+    ts_ns: int
+    pattern: str
+    direction: str
+    strength: float
+    confidence: float
+    levels: Mapping[str, float]
+    evidence: Mapping[str, float]
+    daily_agrees: bool | None
+
+
+class DetectionStore:
+    """Upserts live pattern detections into ``pattern_detections`` (``source`` live), so the
+    screener and the symbol pages see today's patterns before the nightly run."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def write(self, detections: Sequence[PatternDetected]) -> None:
+        rows = [_DetectionRow(d.symbol, d.timeframe.value, datetime_to_ns(d.ts), d.pattern,
+                              d.direction.value, d.strength if d.strength is not None else 0.0,
+                              d.confidence, d.levels, {}, d.daily_agrees) for d in detections]
+        try:
+            with self.pool.connection() as conn:
+                write_detections(conn, rows, source="live")
+        except Exception as exc:
+            raise StoreError(f"storing {len(rows)} live detections failed: {exc}") from exc
