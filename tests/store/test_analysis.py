@@ -231,3 +231,53 @@ def test_screen_reads_indexes_over_thousands_of_symbols(conn: psycopg.Connection
     elapsed = datetime.now().astimezone() - started
     assert all(h.values["rsi_14"] < 5 for h in hits)
     print(f"screen over {n} symbols: {elapsed.total_seconds() * 1000:.1f} ms, {len(hits)} hits")
+
+
+def _plan(conn: psycopg.Connection[Any], query: str, params: tuple[object, ...]) -> str:
+    return "\n".join(str(row[0]) for row in conn.execute("EXPLAIN " + query, params))
+
+
+def test_pattern_at_time_and_latest_values_read_indexes(conn: psycopg.Connection[Any]) -> None:
+    """The repository's own queries, EXPLAINed over 2,000 symbols x 10 bars of detections and
+    3,000 symbols x 6 latest values: index scans, never a sequential scan."""
+    day = 86_400_000_000_000
+    start = int(np.datetime64("2024-01-02", "ns").astype(np.int64))
+
+    class Det:
+        def __init__(self, i: int, k: int) -> None:
+            self.symbol, self.timeframe, self.ts_ns = f"S{i:04d}", "day", start + k * day
+            self.pattern = ("cdl_doji", "gap_up", "golden_cross")[(i + k) % 3]
+            self.direction, self.strength, self.confidence = "bullish", 0.5, 0.6
+            self.levels, self.evidence, self.daily_agrees = {"level": 1.0}, {"metric": 1.0}, None
+
+    repo.write_detections(conn, [Det(i, k) for i in range(2000) for k in range(10)])
+    ts = np.array([start], dtype=np.int64)
+
+    class Series:
+        def __init__(self, i: int) -> None:
+            self.symbol, self.ts_ns = f"S{i:04d}", ts
+            self.values = {
+                n: np.array([float(i)]) for n in ("rsi_14", "sma_50", "sma_200", "adx_14", "a", "b")
+            }
+
+    repo.write_indicator_values(conn, "day", [Series(i) for i in range(3000)])
+    conn.execute("ANALYZE pattern_detections")
+    conn.execute("ANALYZE indicator_latest")
+
+    at = repo.ns_to_datetime(start + 5 * day)
+    hits = repo.symbols_with_pattern(conn, "gap_up", "day", at)
+    assert len(hits) == 666 and {h.pattern for h in hits} == {"gap_up"}
+    plan = _plan(
+        conn,
+        repo._DETECTION_SELECT + "WHERE pattern = %s AND timeframe = %s AND ts = %s",
+        ("gap_up", "day", at),
+    )
+    assert "Index" in plan and "Seq Scan" not in plan, plan
+
+    assert repo.latest_values(conn, "S0042", "day")["rsi_14"].value == 42.0
+    plan = _plan(
+        conn,
+        "SELECT name, ts, value FROM indicator_latest WHERE symbol = %s AND timeframe = %s",
+        ("S0042", "day"),
+    )
+    assert "indicator_latest_pkey" in plan and "Seq Scan" not in plan, plan
