@@ -168,3 +168,43 @@ def test_a_process_writes_readable_lines_to_a_terminal() -> None:
         os.close(leader)
     text = b"".join(chunks).decode()
     assert "tickstock.x: hello" in text and "[job_id=j]" in text and "{" not in text
+
+
+def test_a_bus_handler_logs_with_its_message_ids(redis_url: str) -> None:
+    """The consumer binds each message's ids around its handler: a job's lines carry the job
+    id and its correlation id without the handler passing them."""
+    import threading
+    from datetime import UTC, datetime
+
+    import redis
+
+    from tickstock.bus.streams import Consumer, ConsumerOptions
+    from tickstock.bus.submit import submit_job
+    from tickstock.contracts import names
+    from tickstock.contracts.envelope import Envelope
+    from tickstock.contracts.jobs import HistoricalLoad
+    from tickstock.core.clock import LiveClock
+
+    out = io.StringIO()
+    configure_logging(_settings(TICKSTOCK_LOG_FORMAT="json"), role="worker", instance="w-1",
+                      stream=out)
+    client = redis.Redis.from_url(redis_url)
+    stop = threading.Event()
+
+    def handle(envelope: Envelope) -> None:
+        logging.getLogger("tickstock.pipeline.jobs").info("loading %d symbols", 2)
+        stop.set()
+
+    consumer = Consumer(client, group=names.WORKERS_GROUP, name="w-1",
+                        streams=(names.JOBS_STREAM,), clock=LiveClock(),
+                        options=ConsumerOptions(block_ms=50))
+    consumer.register(HistoricalLoad.message_type, handle)
+    job = submit_job(client, HistoricalLoad(symbols=("AAA", "BBB"), requested_by="t",
+                                            start=datetime(2024, 1, 1, tzinfo=UTC),
+                                            end=datetime(2024, 2, 1, tzinfo=UTC)),
+                     source="test", correlation_id="run-42")
+    consumer.run(stop)
+    client.close()
+    [line] = [e for e in _json_lines(out) if e["event"] == "loading 2 symbols"]
+    assert line["correlation_id"] == "run-42" and line["message_id"] == job.id
+    assert line["message_type"] == "job.historical_load" and line["instance"] == "w-1"

@@ -43,6 +43,7 @@ from tickstock.contracts.registry import MESSAGE_TYPES
 from tickstock.contracts.state import DeadLetter
 from tickstock.core.clock import Clock
 from tickstock.core.errors import ContractError
+from tickstock.core.logcontext import log_context
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,10 @@ class Consumer:
         with self._lock:
             self._in_flight[stream].add(entry_id)
         try:
-            handler(envelope)
+            # Every log line the handler writes names the message and its run/job.
+            with log_context(correlation_id=envelope.correlation_id, message_id=envelope.id,
+                             message_type=envelope.type):
+                handler(envelope)
         except ContractError as exc:
             reject(f"refused by handler: {exc}", "refused", envelope)
             return False

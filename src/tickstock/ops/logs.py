@@ -26,21 +26,21 @@ credentials, and any ``extra`` whose name says it is a secret.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
+from tickstock.core.logcontext import current_context, log_context
 from tickstock.ops.settings import Settings
+
+__all__ = ["configure_logging", "current_context", "log_context", "mask_secrets"]
 
 # Fields of LogRecord that are not user-supplied ``extra``.
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -64,10 +64,6 @@ _SECRET_KEY = re.compile(
 )
 # Literal secret values registered by ``configure_logging`` (the settings' secrets).
 _known_secrets: tuple[str, ...] = ()
-_NO_IDS: Mapping[str, Any] = MappingProxyType({})
-_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "tickstock_log_context", default=_NO_IDS
-)
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -125,21 +121,6 @@ def _masked_value(key: str, value: Any) -> Any:  # noqa: PLR0911 - one branch pe
     return mask_secrets(str(value))
 
 
-@contextmanager
-def log_context(**ids: Any) -> Iterator[None]:
-    """Add ``ids`` (``job_id=…``, ``run_id=…``) to every log line written inside the block."""
-    token = _context.set({**_context.get(), **{k: v for k, v in ids.items() if v is not None}})
-    try:
-        yield
-    finally:
-        _context.reset(token)
-
-
-def current_context() -> dict[str, Any]:
-    """The ids bound by the enclosing ``log_context`` blocks."""
-    return dict(_context.get())
-
-
 class ContextFilter(logging.Filter):
     """Stamps role, instance and the bound ``log_context`` ids on every record."""
 
@@ -151,7 +132,7 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.role = self.role
         record.instance = self.instance
-        for key, value in _context.get().items():
+        for key, value in current_context().items():
             if not hasattr(record, key):  # an explicit ``extra`` wins over the bound context
                 setattr(record, key, value)
         return True
