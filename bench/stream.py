@@ -7,7 +7,8 @@ the stream service (this process: the real ``massive`` client, the role's engine
 PostgreSQL and Redis) stores, rolls up, analyses and publishes; a subscriber (its own process,
 reading the bus event stream as the web role's live push does) records when events arrive.
 The first ``--warm`` minutes are stored before the service starts, so it warms up from stored
-bars (as after a restart) and every indicator and pattern has its history.
+bars (as after a restart) and every indicator and pattern has its history; the bursts start
+once the warm-up is done.
 
 Latency of a burst: from the wall time the provider handed the burst's last message to the
 socket, to the wall time the subscriber read the last event the burst produced. The baseline is the bare
@@ -130,13 +131,13 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
     latencies: list[float] = []
     busy: list[float] = []
     try:
+        await service.warmed()
+        print(f"warmed up from {args.warm} stored minutes of {args.symbols} symbols in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
         for k in range(args.bursts):
             before = processor.busy_s
             to_provider.send("next")
             _, sent_at = await loop.run_in_executor(None, to_provider.recv)
-            if k == 0:
-                print(f"warmed up from stored bars and subscribed: first burst sent "
-                      f"{time.perf_counter() - started:.1f} s after the service started")
             while service.stats.received < (k + 1) * args.symbols:
                 await asyncio.sleep(0.002)
             await service.drain()

@@ -3,7 +3,9 @@
 1. Wait for the session: from the calendar, ``warmup_lead`` before the open (or at once with
    ``outside_hours``, for replays and demos).
 2. Warm up: rebuild the forming derived bars, the engine and the alert state from stored bars
-   (``warmup``), so a restart mid-session continues where the last process stopped.
+   (``warmup``), so a restart mid-session continues where the last process stopped. Only the
+   reads happen before connecting; the engine warms on the processing thread while the first
+   live minutes queue behind it.
 3. Hold the one provider connection (``feed``): every minute bar goes through the gap tracker
    (``repair``) — held behind a REST repair when minutes were missed — onto the queue.
 4. Process the queue in batches on one thread (``processor``): store, roll up, analyse, publish.
@@ -48,7 +50,7 @@ from tickstock.pipeline.stream.processor import LiveProcessor
 from tickstock.pipeline.stream.repair import Gap, GapTracker, fetch_minutes
 from tickstock.pipeline.stream.seconds import MinuteBuilder
 from tickstock.pipeline.stream.storage import BarStore
-from tickstock.pipeline.stream.warmup import warm_up
+from tickstock.pipeline.stream.warmup import apply_history, read_history
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +113,19 @@ class StreamService:
         self._idle.set()
         self._fatal: BaseException | None = None
         self._builder = MinuteBuilder() if config.bars_from == "second" else None
+        self._warming: asyncio.Future[None] | None = None
 
     # -- the role ----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Steps 1-5, session after session, until ``stop``."""
-        await self._in_thread(warm_up, self.store, self.processor, self.tracker, self.config.symbols)
+        loop = asyncio.get_running_loop()
+        history = await loop.run_in_executor(self._work, read_history, self.store,
+                                             self.processor, self.tracker, self.config.symbols)
+        # the engine warms on the processing thread while the feed connects: live minutes
+        # queue behind it rather than being missed (and repaired) during a long warm-up
+        self._warming = loop.run_in_executor(
+            self._work, apply_history, self.processor, history)
         try:
             while not stop.is_set():
                 session = None if self.config.outside_hours else await self._wait_session(stop)
@@ -216,6 +225,8 @@ class StreamService:
 
     async def _consume(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._warming is not None:
+            await self._warming  # a failed warm-up stops the role (it would analyse wrongly)
         while True:
             received_at, first = await self._queue.get()
             batch = list(first)
@@ -317,6 +328,12 @@ class StreamService:
             self.processor.sink.publish([event])
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def warmed(self) -> None:
+        """Until the warm-up from stored bars is done (``run`` must be running)."""
+        while self._warming is None:
+            await asyncio.sleep(0.05)
+        await self._warming
 
     async def peek(self, symbol: str, timeframe: Timeframe) -> tuple[LiveBar, BarAnalysis] | None:
         """The forming ``timeframe`` bar of ``symbol`` "so far" with its analysis, read on the

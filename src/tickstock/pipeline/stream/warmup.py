@@ -1,13 +1,19 @@
 """Start (or restart) from what is stored, so a restart mid-session continues seamlessly.
 
+Two phases, so that a large universe's warm-up does not keep the feed waiting (minutes that
+arrive meanwhile queue up instead of becoming gaps that REST must fill):
+
+``read_history`` (before the feed connects; queries only)
 1. Read each symbol's last stored minutes (enough for the engine, and at least the longest
-   derived bucket).
-2. Feed the minutes of each symbol's still-open buckets to the roll-ups: the forming 5-minute,
+   derived bucket) and the last stored bars of every derived timeframe.
+2. Tell the gap tracker and the processor each symbol's last stored minute: the first live
+   minute shows what is missing, and a minute already stored is not processed twice.
+
+``apply_history`` (on the processing thread, before the first live batch)
+3. Feed the minutes of each symbol's still-open buckets to the roll-ups: the forming 5-minute,
    15-minute and hourly bars are back as they were (a bucket completed but not stored before a
    crash is stored now).
-3. Read the last stored bars of every timeframe and warm the engine and the alert rules.
-4. Tell the gap tracker each symbol's last stored minute: the first live minute shows what is
-   missing, and the repair fetches it.
+4. Warm the engine and the alert rules from the stored bars of every timeframe.
 """
 
 from __future__ import annotations
@@ -26,27 +32,37 @@ from tickstock.pipeline.stream.storage import BarStore
 
 logger = logging.getLogger(__name__)
 
+History = dict[Timeframe, dict[str, list[LiveBar]]]
 
-def warm_up(store: BarStore, processor: LiveProcessor, tracker: GapTracker,
-            symbols: Sequence[str]) -> None:
+
+def read_history(store: BarStore, processor: LiveProcessor, tracker: GapTracker,
+                 symbols: Sequence[str]) -> History:
+    """Steps 1-2; returns what ``apply_history`` needs."""
     started = time.perf_counter()
-    derived = processor.rollup.timeframes
-    longest = max((INTRADAY_MINUTES[tf] for tf in derived), default=1)
+    longest = max((INTRADAY_MINUTES[tf] for tf in processor.rollup.timeframes), default=1)
     count = max(processor.engine.warmup_bars(Timeframe.MIN1), longest)
-    minutes = store.last_bars(symbols, Timeframe.MIN1, count)
-    if derived:
-        processor.warm_rollups(_open_buckets(processor, minutes))
-    history: dict[Timeframe, dict[str, list[LiveBar]]] = {
-        Timeframe.MIN1: {s: bars[-processor.engine.warmup_bars(Timeframe.MIN1):]
-                         for s, bars in minutes.items()},
-    }
-    for tf in derived:
+    history: History = {Timeframe.MIN1: store.last_bars(symbols, Timeframe.MIN1, count)}
+    for tf in processor.rollup.timeframes:
         history[tf] = store.last_bars(symbols, tf, processor.engine.warmup_bars(tf))
-    processor.warm_state(history)
-    tracker.seed({s: bars[-1].start for s, bars in minutes.items() if bars})
-    logger.info("warmed up from stored bars", extra={
-        "symbols": len(symbols), "with_history": len(minutes),
+    last = {s: bars[-1].start for s, bars in history[Timeframe.MIN1].items() if bars}
+    tracker.seed(last)
+    processor.last_minute.update(last)
+    logger.info("read stored bars for the warm-up", extra={
+        "symbols": len(symbols), "with_history": len(last),
         "seconds": round(time.perf_counter() - started, 2)})
+    return history
+
+
+def apply_history(processor: LiveProcessor, history: History) -> None:
+    """Steps 3-4 (CPU only: run it on the processing thread)."""
+    started = time.perf_counter()
+    minutes = history[Timeframe.MIN1]
+    if processor.rollup.timeframes:
+        processor.warm_rollups(_open_buckets(processor, minutes))
+    keep = processor.engine.warmup_bars(Timeframe.MIN1)
+    processor.warm_state({**history, Timeframe.MIN1: {s: b[-keep:] for s, b in minutes.items()}})
+    logger.info("warmed up from stored bars", extra={
+        "symbols": len(minutes), "seconds": round(time.perf_counter() - started, 2)})
 
 
 def _open_buckets(processor: LiveProcessor,
