@@ -42,6 +42,7 @@ from .metrics_support import (
     registry_names,
     sample_names,
     scrape,
+    series_selector,
     value,
 )
 
@@ -84,6 +85,51 @@ def test_rules_are_valid() -> None:
             done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60,
                                   check=False)
             assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_each_issue_rule_fires_on_its_condition_only(tmp_path: Path) -> None:
+    """Each rule the issue asks for, fed series that cross its threshold (promtool); without
+    promtool, each still names the metric it is about."""
+    target = {"instance": "127.0.0.1:9101", "job": "tickstock-worker"}
+    dead = {"stream": names.DEAD_LETTER_STREAM, "kind": "dead_letter"}
+    group = {"stream": names.JOBS_STREAM, "kind": "durable", "group": names.WORKERS_GROUP}
+    series = {  # 15 s apart, 0 .. 25 min
+        "tickstock_daily_run_overdue_seconds": ({}, "0x40 4000x60"),
+        "tickstock_redis_stream_last_entry_timestamp_seconds": (dead, "100x100"),
+        "tickstock_consumer_group_lag": (group, "0+20x100"),
+        "tickstock_stream_processing_lag_seconds": ({}, "45x100"),
+        "tickstock_live_bars_behind_seconds": ({}, "200x100"),
+    }
+    rules = {str(r["alert"]): str(r["expr"]) for r in alert_rules()}
+    for alert, metric in (("TickStockDailyRunLate", "tickstock_daily_run_overdue_seconds"),
+                          ("TickStockDeadLettersGrowing", "dead_letter"),
+                          ("TickStockConsumerLagGrowing", "tickstock_consumer_group_lag"),
+                          ("TickStockLiveFeedBehind", "tickstock_stream_processing_lag_seconds"),
+                          ("TickStockLiveBarsStale", "tickstock_live_bars_behind_seconds")):
+        assert metric in rules[alert], alert
+    if not PROMTOOL:
+        return
+    inputs = [{"series": series_selector(name, {**labels, **target}), "values": values}
+              for name, (labels, values) in series.items()]
+    inputs.append({"series": series_selector("tickstock_role_expected_instances",
+                                             {"role": "stream", **target}), "values": "1x100"})
+    warning, critical = {"severity": "warning"}, {"severity": "critical"}
+    promtool_rules_test(PROMTOOL, tmp_path, inputs, [
+        {"eval_time": "5m", "alertname": "TickStockDailyRunLate", "exp_alerts": []},
+        {"eval_time": "11m", "alertname": "TickStockDailyRunLate",
+         "exp_alerts": [{"exp_labels": critical}]},
+        {"eval_time": "5m", "alertname": "TickStockDeadLettersGrowing",
+         "exp_alerts": [{"exp_labels": {**dead, **warning}}]},
+        {"eval_time": "20m", "alertname": "TickStockDeadLettersGrowing", "exp_alerts": []},
+        {"eval_time": "5m", "alertname": "TickStockConsumerLagGrowing", "exp_alerts": []},
+        {"eval_time": "15m", "alertname": "TickStockConsumerLagGrowing",
+         "exp_alerts": [{"exp_labels": {**group, **warning}}]},
+        {"eval_time": "1m", "alertname": "TickStockLiveFeedBehind", "exp_alerts": []},
+        {"eval_time": "3m", "alertname": "TickStockLiveFeedBehind",
+         "exp_alerts": [{"exp_labels": warning}]},
+        {"eval_time": "3m", "alertname": "TickStockLiveBarsStale",
+         "exp_alerts": [{"exp_labels": warning}]},
+    ])
 
 
 def test_rules_and_dashboard_name_only_exported_metrics() -> None:

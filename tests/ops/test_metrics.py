@@ -445,3 +445,29 @@ def test_instrumented_api_counts_requests_by_route_template(db_dsn: str, redis_u
     assert value(samples, "tickstock_api_http_requests_total", route="/metrics") == 1
     assert value(samples, "tickstock_api_http_request_seconds_count", route="/runs/{run_id}") == 2
     assert not any("/runs/a" in str(s.labels) for s in samples)
+
+
+def test_live_bars_behind_real_time(db_dsn: str, redis_url: str) -> None:
+    # 2026-03-10 is a session: 09:30 New York (EDT) is 13:30 UTC.
+    at = datetime(2026, 3, 10, 14, 0, 30, tzinfo=UTC)
+
+    def insert(*starts: datetime) -> None:
+        with psycopg.connect(db_dsn) as conn:
+            conn.cursor().executemany(
+                "INSERT INTO bars (symbol, timeframe, ts, open, high, low, close, volume, source)"
+                " VALUES ('AAA', '1min', %s, 1, 1, 1, 1, 10, 'test')", [(s,) for s in starts])
+
+    def behind(clock_at: datetime) -> float | None:
+        found = Endpoint(SETTINGS, db_dsn, redis_url, clock=FrozenClock(clock_at))
+        try:
+            return value(found.scrape(), "tickstock_live_bars_behind_seconds")
+        finally:
+            found.close()
+
+    assert behind(at) == 30 * 60 + 30  # no bar today: behind since the open
+    insert(datetime(2026, 3, 9, 19, 59, tzinfo=UTC), datetime(2026, 3, 10, 13, 58, tzinfo=UTC))
+    assert behind(at) == 90  # the 13:58 bar is complete at 13:59
+    insert(datetime(2026, 3, 10, 13, 59, tzinfo=UTC))
+    assert behind(at) == 30
+    assert behind(at + timedelta(minutes=10)) == 630  # the feed stopped: it grows
+    assert behind(datetime(2026, 3, 10, 21, 0, tzinfo=UTC)) == 0  # after the close

@@ -33,7 +33,8 @@ What an endpoint shows:
 - ``tickstock_build_info{role, version}`` and the Python process collectors;
 - this process's pool usage, ``tickstock_db_pool_*`` / ``tickstock_redis_pool_*``
   (``metrics_pools``), for the ``pool`` and ``redis`` passed in;
-- the shared state read from PostgreSQL (``metrics_db``: jobs, runs, schedule) and Redis
+- the shared state read from PostgreSQL (``metrics_db``: jobs, runs, schedule; ``metrics_live``:
+  stored live bars against the clock) and Redis
   (``metrics_redis``: heartbeats, streams, consumer groups, dead letters) through the
   exporter's own connections (one each), plus ``tickstock_metrics_source_up{source}`` and
   ``tickstock_metrics_collect_seconds{source}``. Every role exports the same shared state, so
@@ -69,7 +70,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tickstock import __version__
 from tickstock.core.clock import Clock, LiveClock
 from tickstock.market.calendar import MarketCalendar, nyse
-from tickstock.ops import metrics_db, metrics_redis
+from tickstock.ops import metrics_db, metrics_live, metrics_redis
 from tickstock.ops.metrics_pools import PoolCollector
 from tickstock.ops.settings import Settings
 
@@ -232,6 +233,7 @@ class StateCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         yield from metrics_db.describe_families()
+        yield from metrics_live.describe_families()
         yield from metrics_redis.describe_families()
         yield from _source_families()
 

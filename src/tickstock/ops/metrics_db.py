@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool
 from tickstock.contracts import JobStatus, RunStatus
 from tickstock.core.clock import Clock
 from tickstock.market.calendar import MarketCalendar
+from tickstock.ops.metrics_live import live_families
 from tickstock.pipeline.daily.progress import run_view
 from tickstock.pipeline.scheduler import latest_due_session, run_time
 from tickstock.store.runs import RunRepository
@@ -353,6 +354,7 @@ def database_families(
             *_runs(conn, now),
             *_import_failures(conn),
             *_schedule(conn, schedule, calendar, now),
+            *live_families(conn, calendar, now),
         ]
     info = next((f for f in families if f.name == "tickstock_run_info"), None)
     if info is not None and info.samples:
