@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 SYMBOLS_POLL_S = 5.0
 #: Complete sessions the demo market covers (at 20x, about 20 minutes of wall time each).
 DEMO_SESSIONS = 5
+#: A demo minute every 3 s must be processed in well under 3 s on a small machine.
+DEMO_MAX_SYMBOLS = 500
 #: Above this many symbols the forming derived bars are not pushed (three more events per symbol
 #: and minute); ``service.peek`` still serves them on demand.
 FORMING_EVENTS_MAX_SYMBOLS = 500
@@ -120,6 +122,10 @@ class _Role:
             return
         demo = None
         if demo_feed(self.settings, self.options):
+            if len(symbols) > DEMO_MAX_SYMBOLS:
+                log.info("the demo market plays the first %d of %d symbols",
+                         DEMO_MAX_SYMBOLS, len(symbols))
+                symbols = symbols[:DEMO_MAX_SYMBOLS]
             demo = await asyncio.to_thread(self._demo_market, symbols)
             await demo.start()
         try:
