@@ -471,3 +471,29 @@ def test_live_bars_behind_real_time(db_dsn: str, redis_url: str) -> None:
     assert behind(at) == 30
     assert behind(at + timedelta(minutes=10)) == 630  # the feed stopped: it grows
     assert behind(datetime(2026, 3, 10, 21, 0, tzinfo=UTC)) == 0  # after the close
+
+
+def test_bars_ingested_count_every_store_write_path(db_dsn: str) -> None:
+    import numpy as np
+
+    from tickstock.contracts.common import Timeframe
+    from tickstock.market.bars import BarFrame
+    from tickstock.store.bars import insert_new, write_bars
+
+    def frame(symbol: str, days: int, close: float) -> BarFrame:
+        ts = np.array([int(datetime(2024, 1, 2 + d, tzinfo=UTC).timestamp()) * 10**9
+                       for d in range(days)], dtype=np.int64)
+        ones = np.ones(days)
+        return BarFrame(symbol, Timeframe.DAY, ts, ones, ones * 2, ones / 2, ones * close,
+                        ones * 100)
+
+    def counted(name: str) -> float:
+        return REGISTRY.get_sample_value(name, {"source": "metrics-test"}) or 0.0
+
+    before = counted("tickstock_bars_ingested_total"), counted("tickstock_bars_changed_total")
+    with psycopg.connect(db_dsn) as conn:
+        assert insert_new(conn, [frame("AAA", 3, 1.0)], "metrics-test") is not None
+        write_bars(conn, [frame("AAA", 3, 1.0), frame("BBB", 2, 1.0)], "metrics-test")
+        write_bars(conn, [frame("AAA", 3, 1.5)], "metrics-test")  # all three change
+    assert counted("tickstock_bars_ingested_total") - before[0] == 3 + 5 + 3
+    assert counted("tickstock_bars_changed_total") - before[1] == 3 + 2 + 3

@@ -7,7 +7,8 @@ of the web app and the pipeline API, the metrics ports of worker, scheduler and 
 1. A daily run (triggered through the pipeline API) and three data-load jobs (on the bus) are in
    progress: scraping every endpoint shows the run's progress moving and the job counts changing,
    and each role's own counters (requests, batches, bars) moving with them.
-2. Killing a role (SIGKILL, no clean stop) lets its heartbeat go stale: the scraped values make the
+2. ``tickstock doctor`` on that running platform prints all OK.
+3. Killing a role (SIGKILL, no clean stop) lets its heartbeat go stale: the scraped values make the
    role-down rule's expression true for that role only (evaluated here and, when promtool is
    installed, by ``promtool test rules`` together with the target-down rule).
 
@@ -88,6 +89,8 @@ class Platform:
     client: redis.Redis
     dsn: str
     api: str
+    env: dict[str, str]
+    cwd: Path
     killed: set[str] = field(default_factory=set)
 
     def scrape_all(self) -> dict[str, list[Sample]]:
@@ -174,7 +177,7 @@ def platform(session_db_dsn: str, session_redis_url: str,
         roles[name] = Role(name, ports[name], "/metrics" if name in ("web", "api") else "/", proc,
                            log)
     client = redis.Redis.from_url(session_redis_url)
-    found = Platform(roles, client, session_db_dsn, f"http://127.0.0.1:{ports['api']}")
+    found = Platform(roles, client, session_db_dsn, f"http://127.0.0.1:{ports['api']}", env, tmp)
     try:
         _wait_for(lambda: _ready(found), STARTUP_TIMEOUT_S, "every role's heartbeat and metrics",
                   found)
@@ -280,7 +283,18 @@ def test_every_endpoint_shows_the_run_progress_and_job_counts_moving(platform: P
         value(worker_before, "tickstock_db_pool_requests_total", pool="worker") or 0)
 
 
-# -- 2. a killed role ----------------------------------------------------------------------------
+# -- 2. the doctor agrees the platform is healthy -------------------------------------------------
+def test_doctor_on_the_running_platform_is_all_ok(platform: Platform) -> None:
+    done = subprocess.run([sys.executable, "-m", "tickstock", "doctor"], env=platform.env,
+                          cwd=platform.cwd, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("all OK"), done.stdout
+    for role in ROLES:
+        assert f"{role} 1/1" in done.stdout
+
+
+# -- 3. a killed role ----------------------------------------------------------------------------
 def _role_down(scrapes: dict[str, list[Sample]]) -> dict[str, bool]:
     """The role-down rule's expression over the targets' scrapes, per role."""
     assert next(r for r in alert_rules() if r["alert"] == "TickStockRoleDown")["expr"] == ROLE_DOWN

@@ -229,7 +229,7 @@ def insert_new(
     except psycopg.errors.CheckViolation as exc:
         raise StoreError(f"bars refused by a check ({exc.diag.constraint_name}): "
                          f"{exc.diag.message_primary}") from exc
-    return WriteResult(rows, rows)
+    return _counted(source, WriteResult(rows, rows))
 
 
 # -- reading ---------------------------------------------------------------------------------
