@@ -68,10 +68,13 @@ def test_replay_and_stream_processes(db_dsn: str, redis_url: str, tmp_path: Path
             return int(row[0]) if row else 0
 
         _wait(lambda: stored() == 390 * len(SYMBOLS), 90, "a whole synthetic session stored")
-        beats = [json.loads(client.get(k) or b"{}")
-                 for k in client.scan_iter(match=names.HEARTBEAT_PATTERN)]
-        assert [b["role"] for b in beats] == ["stream"]
-        assert beats[0]["state"] in ("running", "busy")
+        def beats() -> list[tuple[str, str]]:
+            return [(b["role"], b["state"]) for b in (
+                json.loads(client.get(k) or b"{}")
+                for k in client.scan_iter(match=names.HEARTBEAT_PATTERN))]
+
+        # caught up: the health settles on "running" (it may be "degraded" while behind)
+        _wait(lambda: beats() == [("stream", "running")], 30, "a running stream heartbeat")
         # events are published after the bars are stored: wait for the last ones
         _wait(lambda: client.xlen(names.EVENTS_STREAM) > 390 * len(SYMBOLS), 30, "events")
         stream.send_signal(signal.SIGTERM)
@@ -117,7 +120,7 @@ def test_without_a_provider_key_the_role_streams_the_demo_market(
                 " VALUES ('AAA', 'day', '2024-01-02', 50, 51, 49, 50.5, 1000, 'synthetic')")
         _wait(lambda: len(stored("AAA")) >= 3 and len(stored("BBB")) >= 3, 60,
               "demo minutes streamed for the new symbols")
-        assert [b["state"] for b in beats()] == ["running"]
+        _wait(lambda: [b.get("state") for b in beats()] == ["running"], 30, "running")
         minutes = stored("AAA")
         assert {source for _, source in minutes} == {"live"}
         assert len({ts for ts, _ in minutes}) == len(minutes)
