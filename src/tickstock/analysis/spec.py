@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, Protocol
 
 import numpy as np
@@ -89,7 +90,7 @@ class IndicatorSpec:
     #: Indicators whose outputs this one reads (computed first by both engines).
     depends: tuple[IndicatorSpec, ...] = field(default=(), compare=False)
 
-    @property
+    @cached_property
     def columns(self) -> tuple[str, ...]:
         """The output column names (``indicator_values.name``)."""
         if len(self.outputs) == 1:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -128,8 +129,12 @@ class TalibKernel:
     params: tuple[tuple[str, ParamValue], ...]
 
     def batch(self, cols: Columns) -> tuple[FloatArray, ...]:
-        fn = getattr(talib, self.function)
-        return _as_tuple(fn(*(cols[name] for name in self.inputs), **dict(self.params)))
+        fn, kwargs = self._call
+        return _as_tuple(fn(*[cols[name] for name in self.inputs], **kwargs))
+
+    @cached_property
+    def _call(self) -> tuple[Callable[..., Any], dict[str, ParamValue]]:
+        return getattr(talib, self.function), dict(self.params)
 
     def stream(self) -> TalibStream:
         return TalibStream(self)

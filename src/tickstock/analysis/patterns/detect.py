@@ -55,14 +55,19 @@ class Frame:
     pos: IntArray
 
 
-def candle_hits(ps: PatternSet, cols: Columns) -> CandleHits:
+def candle_hits(ps: PatternSet, cols: Columns, buffer: NDArray[np.int32] | None = None) -> CandleHits:
     """Where each candlestick of ``ps`` fires over one symbol's ``cols`` (TA-Lib Function API),
-    ordered by bar, then pattern."""
+    ordered by bar, then pattern. ``buffer`` (``len(ps.candles) * bars`` or more int32) is
+    scratch space a caller reuses across symbols: fresh large arrays cost page faults."""
     count = len(ps.candles)
     if not count:
         return CandleHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
-    raw = np.stack([candles.batch_raw(spec, cols) for spec in ps.candles])  # [pattern, bar]
-    pattern, index = np.divmod(np.flatnonzero(raw), raw.shape[1])
+    n = len(cols[CLOSE])
+    size = count * n
+    buf = buffer if buffer is not None and buffer.shape[0] >= size else np.empty(size, np.int32)
+    raw = buf[:size].reshape(count, n)  # [pattern, bar]
+    np.stack([candles.batch_raw(spec, cols) for spec in ps.candles], out=raw)
+    pattern, index = np.divmod(np.flatnonzero(raw != 0), n)
     key = index * count + pattern
     key.sort()  # bar-major: the order detections are reported in
     index, pattern = np.divmod(key, count)
@@ -70,14 +75,16 @@ def candle_hits(ps: PatternSet, cols: Columns) -> CandleHits:
 
 
 def _merge(candle: Found, signal: Found, patterns: int) -> Found:
-    """Both parts in (row, pattern) order; ``candle`` already is, ``signal`` is small."""
+    """Both parts in (row, pattern) order: ``candle`` already is; ``signal`` is one sorted run
+    per pattern (a stable sort merges runs in near-linear time), then inserted into it."""
     if not len(signal):
         return candle
-    signal = signal.take(np.lexsort((signal.pattern, signal.index)))
+    sk = signal.index * patterns + signal.pattern
+    order = np.argsort(sk, kind="stable")
+    signal = signal.take(order)
     if not len(candle):
         return signal
-    ck = candle.index * patterns + candle.pattern
-    at = np.searchsorted(ck, signal.index * patterns + signal.pattern) + np.arange(len(signal))
+    at = np.searchsorted(candle.index * patterns + candle.pattern, sk[order]) + np.arange(len(signal))
     rest = np.ones(len(candle) + len(signal), dtype=np.bool_)
     rest[at] = False
 
