@@ -14,7 +14,8 @@ different inputs.
 
 Modules: ``bars`` (inputs), ``spec`` (spec types, naming), ``indicators`` and ``patterns``
 (constructors), ``registry`` (catalogue, ``DEFAULT_SPECS``), ``plan`` (dependency
-resolution), ``batch``, ``incremental``, ``results``, ``outcomes``.
+resolution), ``batch``, ``incremental``, ``results``, ``outcomes``, ``context`` (the daily trend
+an intraday bar's detections are checked against).
 """
 
 from tickstock.analysis.bars import Bar, Bars, datetime_to_ns, ns_to_datetime
