@@ -1,8 +1,10 @@
 """Issue 9's done-when with real role processes.
 
-Every role runs as the process an operator starts (``python -m tickstock <role>``) on the test's
-PostgreSQL database and Redis database, with its metrics where the settings put them (``/metrics``
-of the web app and the pipeline API, the metrics ports of worker, scheduler and stream).
+The platform is ``tickstock up`` running web, api, worker and stream, and the scheduler started
+beside it as an operator starts one role (``python -m tickstock scheduler``), so that killing it
+leaves it dead instead of restarted; all on the test's PostgreSQL and Redis databases, with
+metrics where the settings put them (``/metrics`` of the web app and the pipeline API, the
+metrics ports of worker, scheduler and stream).
 
 1. A daily run (triggered through the pipeline API) and three data-load jobs (on the bus) are in
    progress: scraping every endpoint shows the run's progress moving and the job counts changing,
@@ -12,8 +14,8 @@ of the web app and the pipeline API, the metrics ports of worker, scheduler and 
    role-down rule's expression true for that role only (evaluated here and, when promtool is
    installed, by ``promtool test rules`` together with the target-down rule).
 
-The roles are started once for the module: starting five Python processes is the slow part on a
-loaded machine.
+The platform is started once for the module: starting five Python processes is the slow part
+on a loaded machine.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ UNIVERSE = "e2e"
 SYMBOLS = [f"E2E{i:02d}" for i in range(1, 9)]
 JOB_SYMBOLS = [("JOBA1", "JOBA2", "JOBA3"), ("JOBB1", "JOBB2", "JOBB3"), ("JOBC1", "JOBC2")]
 STARTUP_TIMEOUT_S = 240.0  # five interpreters importing on a loaded machine
+#: Run beside `tickstock up` (which would restart it at once), so killing it leaves it dead.
+VICTIM = "scheduler"
 
 
 @dataclass
@@ -156,8 +160,8 @@ def _answers(url: str) -> bool:
 
 
 def _ready(platform: Platform) -> bool:
-    beats = {beat.pid: beat for beat in read_heartbeats(platform.client)}
-    return all(role.proc.pid in beats and _answers(role.url) for role in platform.roles.values())
+    beating = {beat.role for beat in read_heartbeats(platform.client)}
+    return all(role.role in beating and _answers(role.url) for role in platform.roles.values())
 
 
 @pytest.fixture(scope="module")
@@ -167,15 +171,12 @@ def platform(session_db_dsn: str, session_redis_url: str,
     tmp = tmp_path_factory.mktemp("platform")
     ports = {role: free_port() for role in ROLES}
     env = _env(session_db_dsn, session_redis_url, tmp / "data", ports)
-    args = {"stream": ["stream", "--symbols", ",".join(SYMBOLS[:2])]}
-    roles: dict[str, Role] = {}
-    for name in ROLES:
-        log = tmp / f"{name}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "tickstock", *args.get(name, [name])],
-                                    env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
-        roles[name] = Role(name, ports[name], "/metrics" if name in ("web", "api") else "/", proc,
-                           log)
+    supervised = [r for r in ROLES if r != VICTIM]
+    up = _start(["up", "--no-demo", "--roles", ",".join(supervised)], env, tmp / "up.log")
+    victim = _start([VICTIM], env, tmp / f"{VICTIM}.log")
+    roles = {name: Role(name, ports[name], "/metrics" if name in ("web", "api") else "/",
+                        victim if name == VICTIM else up, tmp / f"{name if name == VICTIM else 'up'}.log")
+             for name in ROLES}
     client = redis.Redis.from_url(session_redis_url)
     found = Platform(roles, client, session_db_dsn, f"http://127.0.0.1:{ports['api']}", env, tmp)
     try:
@@ -183,16 +184,22 @@ def platform(session_db_dsn: str, session_redis_url: str,
                   found)
         yield found
     finally:
-        for role in roles.values():
-            if role.proc.poll() is None:
-                role.proc.send_signal(signal.SIGTERM)
-        for role in roles.values():
+        for proc in (up, victim):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # `tickstock up` stops its roles first
+        for proc in (up, victim):
             try:
-                role.proc.wait(30)
+                proc.wait(60)
             except subprocess.TimeoutExpired:
-                role.proc.kill()
-                role.proc.wait(10)
+                proc.kill()
+                proc.wait(10)
         client.close()
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "tickstock", *args], env=env,
+                                cwd=log.parent, stdout=out, stderr=subprocess.STDOUT)
 
 
 # -- 1. a daily run and jobs in progress ---------------------------------------------------------
@@ -305,7 +312,7 @@ def _role_down(scrapes: dict[str, list[Sample]]) -> dict[str, bool]:
 def test_a_killed_role_goes_stale_and_fires_role_down(platform: Platform, tmp_path: Path) -> None:
     alive = platform.scrape_all()
     assert _role_down(alive) == dict.fromkeys(ROLES, False)
-    victim = platform.roles["scheduler"]
+    victim = platform.roles[VICTIM]
     beat = next(b for b in read_heartbeats(platform.client) if b.pid == victim.proc.pid)
 
     victim.proc.send_signal(signal.SIGKILL)  # no clean stop: the heartbeat key must expire
