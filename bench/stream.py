@@ -81,19 +81,6 @@ def bare_talib_seconds(played: list[Any], warm: int) -> float:
     return median(times)
 
 
-class TimedProcessor(LiveProcessor):
-    """The role's processor, adding up the time spent in ``process``."""
-
-    busy_s = 0.0
-
-    def process(self, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return super().process(*args, **kwargs)
-        finally:
-            self.busy_s += time.perf_counter() - started
-
-
 async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     to_provider, provider_end = ctx.Pipe()
@@ -112,30 +99,20 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
     BarStore(pool).upsert([_minute(b) for f in frames(args.symbols, args.warm) for b in f.bars()])
     print(f"stored {args.warm} minutes of history in {time.perf_counter() - started:.1f} s")
     client = connect(redis_url, name="bench-stream")
-    clock = LiveClock()
-    sessions = SessionLookup(nyse())
-    processor = TimedProcessor(writer=BarStore(pool), engine=live_engine(sessions),
-                               sessions=sessions,
-                               sink=BusEventSink(client, source="bench-stream", clock=clock),
-                               forming_events=args.symbols <= FORMING_EVENTS_MAX_SYMBOLS)
-    symbols = tuple(frames(args.symbols, 1)[0].symbols)
-    service = StreamService(
-        StreamConfig(symbols=symbols, ws_url=ws_url, api_key="bench-key", outside_hours=True,
-                     backoff=Backoff(initial_s=0.05, max_s=0.5)),
-        processor=processor, store=BarStore(pool), calendar=nyse(), clock=clock,
-        history=MassiveProvider(nyse(), MassiveConfig("bench-key", rest_url, retries=0)))
+    service = _service(pool, client, ws_url, rest_url, args.symbols)
     stop = asyncio.Event()
     started = time.perf_counter()
     running = asyncio.create_task(service.run(stop))
     arrivals: list[tuple[tuple[int, int], float]] = []
     latencies: list[float] = []
     busy: list[float] = []
+    stages: list[dict[str, float]] = []
     try:
         await service.warmed()
         print(f"warmed up from {args.warm} stored minutes of {args.symbols} symbols in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
         for k in range(args.bursts):
-            before = processor.busy_s
+            before = dict(service.stats.stage_s)
             to_provider.send("next")
             _, sent_at = await loop.run_in_executor(None, to_provider.recv)
             while service.stats.received < (k + 1) * args.symbols:
@@ -144,21 +121,39 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
             last = _entry(client.xrevrange(names.EVENTS_STREAM, count=1)[0][0].decode())
             reached = await _arrival(loop, from_subscriber, arrivals, last)
             latencies.append(reached - sent_at)
-            busy.append(processor.busy_s - before)
+            stages.append({k: v - before.get(k, 0.0) for k, v in service.stats.stage_s.items()})
+            busy.append(sum(stages[-1].values()))
             print(f"burst {k + 1}: {1000 * (reached - sent_at):.0f} ms "
                   f"(processing {1000 * busy[-1]:.0f} ms, "
                   f"{service.stats.events} events so far)", flush=True)
     finally:
         stop.set()
         await asyncio.wait_for(running, 60)
-        processor.close()
+        service.processor.close()
         to_provider.send("stop")
         stop_subscriber.set()
         for proc in procs:
             proc.join(30)
         client.close()
         pool.close()
-    return {"latencies": latencies, "busy": busy, "stats": service.stats.snapshot()}
+    return {"latencies": latencies, "busy": busy, "stages": stages,
+            "stats": service.stats.snapshot()}
+
+
+def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int) -> StreamService:
+    """The stream service as the role builds it (engine, sink, forming-event default)."""
+    clock = LiveClock()
+    sessions = SessionLookup(nyse())
+    processor = LiveProcessor(writer=BarStore(pool), engine=live_engine(sessions),
+                              sessions=sessions,
+                              sink=BusEventSink(client, source="bench-stream", clock=clock),
+                              forming_events=count <= FORMING_EVENTS_MAX_SYMBOLS)
+    symbols = tuple(frames(count, 1)[0].symbols)
+    return StreamService(
+        StreamConfig(symbols=symbols, ws_url=ws_url, api_key="bench-key", outside_hours=True,
+                     backoff=Backoff(initial_s=0.05, max_s=0.5)),
+        processor=processor, store=BarStore(pool), calendar=nyse(), clock=clock,
+        history=MassiveProvider(nyse(), MassiveConfig("bench-key", rest_url, retries=0)))
 
 
 def _minute(bar: Any) -> LiveBar:
@@ -191,6 +186,10 @@ def main() -> int:
     per_bar = median(result["busy"]) / args.symbols
     print(f"symbols = {args.symbols}, bursts = {args.bursts}, events = {result['stats']['events']}")
     print(f"burst_p50_ms = {median(latencies):.0f}")
+    stages = result["stages"]
+    print("processing per burst by stage (median ms): " + ", ".join(
+        f"{name} {1000 * median([s.get(name, 0.0) for s in stages]):.0f}"
+        for name in ("roll_up", "analyse", "store_wait", "detections", "publish")))
     print(f"processing per bar = {1e6 * per_bar:.1f} us; bare TA-Lib stream updates "
           f"({len(BARE_SET)} indicators) per bar = {1e6 * bare / args.symbols:.2f} us; "
           f"ratio = {per_bar / (bare / args.symbols):.0f}x")

@@ -51,6 +51,11 @@ BATCH_SECONDS = Histogram(
     "tickstock_stream_batch_seconds", "Processing time of one batch of bars.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5),
 )
+STAGE_SECONDS = Histogram(
+    "tickstock_stream_stage_seconds", "Time of one batch in each processing stage "
+    "(roll_up, analyse, store_wait, detections, publish).", ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
 LATENCY_SECONDS = Histogram(
     "tickstock_stream_latency_seconds", "Receipt of a bar to its events published.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10),
@@ -82,6 +87,7 @@ class StreamStats:
     session_open: bool = False
     stopped: bool = False
     last_bar_at: float | None = None  # monotonic receipt time of the newest bar
+    stage_s: dict[str, float] = field(default_factory=dict)  # total seconds per stage
 
     def on_received(self, n: int) -> None:
         self.received += n
@@ -136,6 +142,11 @@ class StreamStats:
         BATCH_SECONDS.observe(seconds)
         LATENCY_SECONDS.observe(latency_s)
 
+    def observe_stages(self, seconds: dict[str, float]) -> None:
+        for stage, s in seconds.items():
+            self.stage_s[stage] = self.stage_s.get(stage, 0.0) + s
+            STAGE_SECONDS.labels(stage).observe(s)
+
     @property
     def bars_behind(self) -> int:
         return self.queue_depth + self.held + self.unstored
@@ -162,3 +173,23 @@ class StreamStats:
             "bars_behind": self.bars_behind, "lag_s": round(self.lag_s, 3),
             "last_batch_s": round(self.last_batch_s, 4), "stored": dict(self.stored),
         }
+
+
+class StageTimer:
+    """Times the stages of one batch: ``with timer("analyse"): …``; ``seconds`` per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._stage = ""
+        self._started = 0.0
+
+    def __call__(self, stage: str) -> StageTimer:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        spent = time.perf_counter() - self._started
+        self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + spent

@@ -18,7 +18,6 @@ For each batch (usually one minute-boundary burst, or part of one):
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from tickstock.core.errors import StoreError
 from tickstock.pipeline.stream.alerts import AlertRules
 from tickstock.pipeline.stream.bars import LiveBar
 from tickstock.pipeline.stream.engine import BarAnalysis, Detection, LiveEngine
-from tickstock.pipeline.stream.metrics import StreamStats
+from tickstock.pipeline.stream.metrics import StageTimer, StreamStats
 from tickstock.pipeline.stream.rollup import DERIVED, Rollup
 from tickstock.pipeline.stream.sessions import SessionLookup
 
@@ -140,22 +139,38 @@ class LiveProcessor:
 
     def process(self, minutes: Iterable[LiveBar], *, flush_before: datetime | None = None,
                 hold: frozenset[str] | set[str] = frozenset()) -> BatchOutcome:
-        started = time.perf_counter()
+        timer = StageTimer()
         outcome = BatchOutcome()
-        accepted = self._accept(minutes)
-        outcome.minutes = len(accepted)
-        closed: list[LiveBar] = []
-        for minute in accepted:
-            closed.append(minute)
-            closed.extend(self.rollup.add(minute))
-        if flush_before is not None:
-            closed.extend(self.rollup.flush(flush_before, skip=hold))
-        outcome.closed = closed
+        with timer("roll_up"):
+            accepted = self._accept(minutes)
+            closed: list[LiveBar] = []
+            for minute in accepted:
+                closed.append(minute)
+                closed.extend(self.rollup.add(minute))
+            if flush_before is not None:
+                closed.extend(self.rollup.flush(flush_before, skip=hold))
+        outcome.minutes, outcome.closed = len(accepted), closed
         to_store = self._unstored + closed
         self._unstored = []
         stored: Future[dict[str, int]] = self._writer_pool.submit(self.writer.upsert, to_store)
-        detections, alerts, finals = self._analyse(closed)
-        forming = self._forming(accepted) if self.forming_events else []
+        with timer("analyse"):
+            detections, alerts, finals = self._analyse(closed)
+            forming = self._forming(accepted) if self.forming_events else []
+        with timer("store_wait"):
+            self._stored(stored, to_store, outcome)
+        if detections and self.detections is not None:
+            with timer("detections"):
+                self._write_detections(detections)
+        with timer("publish"):
+            outcome.events = self._publish([*detections, *alerts, *finals, *forming])
+        self.stats.processed += len(accepted)
+        self.stats.observe_stages(timer.seconds)
+        logger.debug("batch processed", extra={"minutes": len(accepted), "closed": len(closed),
+                                               "ms": round(1000 * sum(timer.seconds.values()), 1)})
+        return outcome
+
+    def _stored(self, stored: Future[dict[str, int]], to_store: list[LiveBar],
+                outcome: BatchOutcome) -> None:
         try:
             outcome.stored = stored.result()
             self.stats.on_stored(outcome.stored)
@@ -164,14 +179,6 @@ class LiveProcessor:
             self.stats.on_error("store")
             logger.error("storing live bars failed; kept for retry: %s", exc,
                          extra={"bars": len(to_store)})
-        if detections and self.detections is not None:
-            self._write_detections(detections)
-        events: list[Event] = [*detections, *alerts, *finals, *forming]
-        outcome.events = self._publish(events)
-        self.stats.processed += len(accepted)
-        logger.debug("batch processed", extra={"minutes": len(accepted), "closed": len(closed),
-                                               "ms": round(1000 * (time.perf_counter() - started), 1)})
-        return outcome
 
     def _accept(self, minutes: Iterable[LiveBar]) -> list[LiveBar]:
         accepted = []
