@@ -7,6 +7,11 @@ is batching: one coverage query and one binary COPY for the whole batch per time
 of one per symbol, which is what makes a 5,000-symbol daily top-up take seconds. Timeframes the
 provider does not serve directly (derived ones) go through ``Loader.load_unit`` one by one.
 
+The daily run only appends: a symbol with stored bars gets the bars after its last one (its
+older history, if shorter than ``history_years``, is left to a data load; re-asking a provider
+every night for years before a listing would cost one request per symbol for nothing). A symbol
+never loaded gets ``history_years``.
+
 A symbol whose fetch fails is recorded with its reason (``import_failures``) and fails alone;
 its neighbours in the batch are written.
 """
@@ -84,8 +89,11 @@ class TopUpImporter:
         frames: list[BarFrame] = []
         errors: dict[str, str] = {}
         for symbol in symbols:
+            covered = stored.get(symbol)
             try:
-                for lo, hi in missing_ranges(start, end, stored.get(symbol)):
+                for lo, hi in missing_ranges(start, end, covered):
+                    if covered is not None and lo < covered.first:
+                        continue  # backfilling older history is a data load's job, not daily
                     # The loader's retry/back-off and session filter (private today; see the
                     # report of issue 6): only the batching differs from Loader.top_up.
                     bars, _issues = self.loader._fetch_with_retry(symbol, timeframe, lo, hi)
