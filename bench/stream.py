@@ -112,19 +112,12 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
         print(f"warmed up from {args.warm} stored minutes of {args.symbols} symbols in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
         for k in range(args.bursts):
-            before = dict(service.stats.stage_s)
-            to_provider.send("next")
-            _, sent_at = await loop.run_in_executor(None, to_provider.recv)
-            while service.stats.received < (k + 1) * args.symbols:
-                await asyncio.sleep(0.002)
-            await service.drain()
-            last = _entry(client.xrevrange(names.EVENTS_STREAM, count=1)[0][0].decode())
-            reached = await _arrival(loop, from_subscriber, arrivals, last)
-            latencies.append(reached - sent_at)
-            stages.append({k: v - before.get(k, 0.0) for k, v in service.stats.stage_s.items()})
-            busy.append(sum(stages[-1].values()))
-            print(f"burst {k + 1}: {1000 * (reached - sent_at):.0f} ms "
-                  f"(processing {1000 * busy[-1]:.0f} ms, "
+            latency, spent = await _burst(service, client, to_provider, from_subscriber,
+                                          arrivals, received=(k + 1) * args.symbols)
+            latencies.append(latency)
+            stages.append(spent)
+            busy.append(sum(spent.values()))
+            print(f"burst {k + 1}: {1000 * latency:.0f} ms (processing {1000 * busy[-1]:.0f} ms, "
                   f"{service.stats.events} events so far)", flush=True)
     finally:
         stop.set()
@@ -138,6 +131,22 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
         pool.close()
     return {"latencies": latencies, "busy": busy, "stages": stages,
             "stats": service.stats.snapshot()}
+
+
+async def _burst(service: StreamService, client: Any, to_provider: Any, from_subscriber: Any,
+                 arrivals: list[tuple[tuple[int, int], float]], *,
+                 received: int) -> tuple[float, dict[str, float]]:
+    """One burst: its latency and the processing time it cost, by stage."""
+    loop = asyncio.get_running_loop()
+    before = dict(service.stats.stage_s)
+    to_provider.send("next")
+    _, sent_at = await loop.run_in_executor(None, to_provider.recv)
+    while service.stats.received < received:
+        await asyncio.sleep(0.002)
+    await service.drain()
+    last = _entry(client.xrevrange(names.EVENTS_STREAM, count=1)[0][0].decode())
+    reached = await _arrival(loop, from_subscriber, arrivals, last)
+    return reached - sent_at, {k: v - before.get(k, 0.0) for k, v in service.stats.stage_s.items()}
 
 
 def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int) -> StreamService:

@@ -14,6 +14,8 @@ Options (until they become settings — see the stream issue's report):
     ws_url / rest_url / api_key   override the Massive endpoints and key (a local replay)
     forming_events publish the forming 5min/15min/hour bars after each minute (default: for
                    up to ``FORMING_EVENTS_MAX_SYMBOLS`` symbols)
+    bars_from      "minute" (the provider's minute aggregates) or "second" (build the minutes
+                   from per-second aggregates)
     demo           force the demo market on or off (default: ``demo_feed``)
     demo_speed     replay minutes per wall minute of the demo market
     symbols_poll_s how often an empty universe is looked at again
@@ -186,8 +188,11 @@ class _Role:
                 "forming_events", len(symbols) <= FORMING_EVENTS_MAX_SYMBOLS)),
         )
         self.history = MassiveProvider(self.calendar, MassiveConfig(api_key, rest_url))
+        bars_from = self.options.get("bars_from", "minute")
+        if bars_from not in ("minute", "second"):
+            raise ConfigurationError(f"bars_from must be 'minute' or 'second', got {bars_from!r}")
         config = StreamConfig(
-            symbols=symbols, ws_url=ws_url, api_key=api_key,
+            symbols=symbols, ws_url=ws_url, api_key=api_key, bars_from=bars_from,
             outside_hours=demo is not None or bool(self.options.get("outside_hours", False)))
         heartbeat = self.heartbeat
 
