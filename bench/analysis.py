@@ -12,6 +12,11 @@ engine adds on top -- VWAP, pivots, distances, pattern detection, scoring, resul
 is the ratio's excess over 1. Rounds alternate engine and baseline; times are process CPU
 seconds (the machine is shared, so wall time measures the neighbours), medians reported.
 
+Where the excess goes: the 61 candlestick functions fire about twice per bar (1.2 M
+candlestick detections and 0.4 M signal detections over the universe), and every detection
+gets direction, strength, levels and a scored confidence; scanning the 61 outputs and scoring
+the detections in numpy costs roughly as much as the TA-Lib calls themselves.
+
 Incremental: an ``incremental.Engine`` warmed up on every symbol's history but the last
 ``--updates`` bars, then one ``update_many`` per new bar across all symbols: updates/s is
 symbols divided by the median time of one such step (every indicator and pattern).
@@ -74,6 +79,7 @@ def bare_talib(universe: list[Bars], calls: list[Call], widths: list[np.ndarray]
 
 
 def engine_batch(universe: list[Bars]) -> int:
+    """The engine over the universe; the number of detections."""
     return sum(len(r.detections) for r in batch.compute_many(universe, DEFAULT_SPECS))
 
 
@@ -115,7 +121,9 @@ def main() -> int:
         engine_times.append(cpu(lambda: engine_batch(universe)))
         bare_times.append(cpu(lambda: bare_talib(universe, calls, widths)))
     e, b = median(engine_times), median(bare_times)
-    print(f"batch engine: median {e:.3f} s CPU ({bars_total / e / 1e6:.2f} M bars/s, full set)")
+    detections = engine_batch(universe)
+    print(f"batch engine: median {e:.3f} s CPU ({bars_total / e / 1e6:.2f} M bars/s, full set, "
+          f"{detections / 1e6:.2f} M detections)")  # fmt: skip
     print(f"bare TA-Lib:  median {b:.3f} s CPU ({bars_total / b / 1e6:.2f} M bars/s)")
     rate = incremental_rate(universe, args.updates)
     print(f"incremental: {rate:,.0f} symbol updates/s (one new bar across {len(universe)} symbols, "

@@ -37,7 +37,7 @@ from tickstock.analysis.results import Detections, Result
 from tickstock.analysis.spec import Spec
 
 #: Symbols whose pattern detection shares one frame (bounds the frame's memory).
-CHUNK = 128
+CHUNK = 32
 
 
 def base_columns(bars: Bars) -> dict[str, np.ndarray]:
