@@ -20,6 +20,8 @@ import redis
 from massive import WebSocketClient
 
 from tickstock.contracts import names
+from tickstock.ops.roles.stream import demo_feed
+from tickstock.ops.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SYMBOLS = ["SYN0001", "SYN0002", "SYN0003"]
@@ -181,3 +183,16 @@ def test_replay_command_plays_the_minute_file_to_the_real_client(
     starts = [m.start_timestamp for m in received]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
     assert "played 1563 minutes" in (tmp_path / "replay.log").read_text()
+
+
+@pytest.mark.parametrize(("environ", "options", "demo"), [
+    ({}, {}, True),  # a fresh install: synthetic market, no feed
+    ({"TICKSTOCK_PROVIDER": "files"}, {}, True),  # files have no live feed either
+    ({"MASSIVE_API_KEY": "k"}, {}, False),  # a key: the real feed
+    ({"TICKSTOCK_MASSIVE_WS_URL": "ws://127.0.0.1:8765"}, {}, False),  # a configured replay
+    ({}, {"ws_url": "ws://127.0.0.1:8765"}, False),
+    ({"MASSIVE_API_KEY": "k"}, {"demo": True}, True),
+])
+def test_when_the_role_plays_the_demo_market(environ: dict[str, str], options: dict[str, Any],
+                                             demo: bool) -> None:
+    assert demo_feed(load_settings(environ), options) is demo

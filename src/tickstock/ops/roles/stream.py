@@ -211,11 +211,12 @@ class _Role:
 
 
 def demo_feed(settings: Settings, options: dict[str, Any]) -> bool:
-    """True when the role should play the demo market: the provider is the synthetic one and
-    no feed was configured (no ``TICKSTOCK_MASSIVE_WS_URL``, no ``ws_url`` option)."""
+    """True when the role should play the demo market: the provider is not Massive (the
+    synthetic market, or local files: neither has a live feed) and no feed was configured (no
+    ``TICKSTOCK_MASSIVE_WS_URL``, no ``ws_url`` option)."""
     if "demo" in options:
         return bool(options["demo"])
-    return (settings.effective_provider == "synthetic" and not options.get("ws_url")
+    return (settings.effective_provider != "massive" and not options.get("ws_url")
             and "massive_ws_url" not in settings.model_fields_set)
 
 
