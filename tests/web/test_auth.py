@@ -103,3 +103,24 @@ def test_short_password_is_refused(web_deps: WebDeps) -> None:
             raise AssertionError("a 5-character password was accepted")
         assert user_store.find_user(db, "carol") is None
     assert isinstance(db, psycopg.Connection)
+
+
+def test_token_use_is_recorded_without_a_write_per_request(web_deps: WebDeps) -> None:
+    t0 = now()
+    with web_deps.pool.connection() as db:
+        user = user_store.require_user(db, USER[0])
+        token, secret = user_store.create_token(db, user.user_id, "cli", t0,
+                                                timedelta(days=1))
+        assert token.last_used_at is None
+        assert user_store.user_for_token(db, secret, t0) == user
+        seen = [user_store.list_tokens(db, user.user_id)[0].last_used_at]
+        user_store.user_for_token(db, secret, t0 + timedelta(seconds=30))
+        seen.append(user_store.list_tokens(db, user.user_id)[0].last_used_at)
+        user_store.user_for_token(db, secret, t0 + timedelta(seconds=90))
+        seen.append(user_store.list_tokens(db, user.user_id)[0].last_used_at)
+        assert seen == [t0, t0, t0 + timedelta(seconds=90)]
+        # Expired, wrong or disabled: no user.
+        assert user_store.user_for_token(db, secret, t0 + timedelta(days=2)) is None
+        assert user_store.user_for_token(db, secret + "x", t0) is None
+        user_store.set_disabled(db, USER[0], True)
+        assert user_store.user_for_token(db, secret, t0) is None

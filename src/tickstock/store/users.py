@@ -278,18 +278,33 @@ def create_token(
     return ApiToken(**row), secret
 
 
+#: ``last_used_at`` is refreshed at most this often: writing it on every request would make
+#: each API call a committed write, all of them queueing on the token's row lock.
+TOKEN_USE_RESOLUTION = timedelta(seconds=60)
+
+
 def user_for_token(conn: psycopg.Connection[Any], token: str, now: datetime) -> User | None:
     """The enabled user owning a live (unrevoked, unexpired) ``token``; marks it used."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = conn.execute(
-        "UPDATE api_tokens t SET last_used_at = %s FROM users u "
-        "WHERE t.token_hash = %s AND t.user_id = u.user_id AND t.revoked_at IS NULL "
-        "AND (t.expires_at IS NULL OR t.expires_at > %s) AND NOT u.disabled "
-        f"RETURNING {', '.join('u.' + c.strip() for c in _USER_COLUMNS.split(','))}",
-        (now, _token_hash(token), now),
+        f"SELECT t.token_id, t.last_used_at AS token_used_at, "
+        f"{', '.join('u.' + c.strip() for c in _USER_COLUMNS.split(','))} "
+        "FROM api_tokens t JOIN users u ON u.user_id = t.user_id "
+        "WHERE t.token_hash = %s AND t.revoked_at IS NULL "
+        "AND (t.expires_at IS NULL OR t.expires_at > %s) AND NOT u.disabled",
+        (_token_hash(token), now),
     ).fetchone()
-    return None if row is None else _user(row)
+    if row is None:
+        return None
+    used = row["token_used_at"]
+    if used is None or now - used >= TOKEN_USE_RESOLUTION:
+        conn.execute(
+            "UPDATE api_tokens SET last_used_at = %s WHERE token_id = %s "
+            "AND (last_used_at IS NULL OR last_used_at < %s)",
+            (now, row["token_id"], now - TOKEN_USE_RESOLUTION),
+        )
+    return _user(row)
 
 
 def list_tokens(conn: psycopg.Connection[Any], user_id: int) -> list[ApiToken]:

@@ -61,12 +61,23 @@ def run(pool: Pool, run_id: str) -> dict[str, Any] | None:
 def current_run(pool: Pool) -> dict[str, Any] | None:
     """The active run, else the most recent one; None when there never was a run."""
     with pool.connection() as db:
-        row = db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM processing_runs ORDER BY (status = ANY(%s)) DESC, "
-            "created_at DESC LIMIT 1", (list(ACTIVE),)).fetchone()
-        if row is None:
-            return None
-        return _with_phases(dict(row), _phases(db, [row["run_id"]]).get(row["run_id"], []))
+        return _current_run(db)
+
+
+def _current_run(db: Any) -> dict[str, Any] | None:
+    row = db.execute(
+        f"SELECT {_RUN_COLUMNS} FROM processing_runs ORDER BY (status = ANY(%s)) DESC, "
+        "created_at DESC LIMIT 1", (list(ACTIVE),)).fetchone()
+    if row is None:
+        return None
+    return _with_phases(dict(row), _phases(db, [row["run_id"]]).get(row["run_id"], []))
+
+
+def status(pool: Pool) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int]:
+    """(current run, schedule, open import failures) from one connection: the status
+    endpoint is the most polled read of the admin API."""
+    with pool.connection() as db:
+        return _current_run(db), _schedule(db), _count_open_failures(db)
 
 
 def history(pool: Pool, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
@@ -80,10 +91,14 @@ def history(pool: Pool, limit: int = 20, offset: int = 0) -> list[dict[str, Any]
 
 def schedule(pool: Pool) -> dict[str, Any] | None:
     with pool.connection() as db:
-        row = db.execute(
-            "SELECT name, enabled, run_at, minutes_after_close, timezone, universes, timeframes, "
-            "phases, last_session_run, updated_at, updated_by FROM processing_schedule "
-            "WHERE name = 'daily'").fetchone()
+        return _schedule(db)
+
+
+def _schedule(db: Any) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT name, enabled, run_at, minutes_after_close, timezone, universes, timeframes, "
+        "phases, last_session_run, updated_at, updated_by FROM processing_schedule "
+        "WHERE name = 'daily'").fetchone()
     return None if row is None else dict(row)
 
 
@@ -119,6 +134,10 @@ def open_failures(pool: Pool, source_id: str | None = None,
 
 def count_open_failures(pool: Pool) -> int:
     with pool.connection() as db:
-        row = db.execute(
-            "SELECT count(*) AS n FROM import_failures WHERE resolved_at IS NULL").fetchone()
+        return _count_open_failures(db)
+
+
+def _count_open_failures(db: Any) -> int:
+    row = db.execute(
+        "SELECT count(*) AS n FROM import_failures WHERE resolved_at IS NULL").fetchone()
     return int(row["n"]) if row else 0

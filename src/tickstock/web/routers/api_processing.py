@@ -33,6 +33,7 @@ from tickstock.contracts.common import (
 )
 from tickstock.core.ids import new_id
 from tickstock.web import commands
+from tickstock.web.config import WebDeps
 from tickstock.web.reads import processing as reads
 from tickstock.web.security import Principal, api_admin, api_user, client_address, csrf_guard
 from tickstock.web.services import market_status
@@ -92,9 +93,7 @@ class ScheduleUpdate(BaseModel):
     phases: tuple[Phase, ...] | None = Field(default=None, min_length=1)
 
 
-def _schedule_view(request: Request) -> dict[str, Any] | None:
-    deps = request.app.state.deps
-    sched = reads.schedule(deps.pool)
+def _schedule_view(deps: WebDeps, sched: dict[str, Any] | None) -> dict[str, Any] | None:
     if sched is None:
         return None
     nxt = (reads.next_run_at(sched, deps.calendar, deps.clock.now())
@@ -105,10 +104,11 @@ def _schedule_view(request: Request) -> dict[str, Any] | None:
 @router.get("/daily/status", summary="Current (or last) run with per-phase progress")
 def daily_status(request: Request, *, _: Principal = Depends(api_admin)) -> dict[str, Any]:
     deps = request.app.state.deps
+    run, sched, failures = reads.status(deps.pool)
     return {
-        "run": reads.current_run(deps.pool),
-        "schedule": _schedule_view(request),
-        "open_failures": reads.count_open_failures(deps.pool),
+        "run": run,
+        "schedule": _schedule_view(deps, sched),
+        "open_failures": failures,
         "market": market_status(deps),
         "as_of": deps.clock.now(),
     }
@@ -144,7 +144,8 @@ def daily_history(request: Request, *, limit: int = Query(20, ge=1, le=200),
 
 @router.get("/daily/schedule", summary="The daily schedule and its next run time")
 def get_schedule(request: Request, *, _: Principal = Depends(api_admin)) -> dict[str, Any]:
-    return {"schedule": _schedule_view(request)}
+    deps = request.app.state.deps
+    return {"schedule": _schedule_view(deps, reads.schedule(deps.pool))}
 
 
 @router.post("/daily/schedule", status_code=202, response_model=Accepted,
