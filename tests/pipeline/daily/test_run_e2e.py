@@ -16,8 +16,10 @@ from daily_harness import Harness, real_symbols, seed_universe
 
 from tickstock.analysis.batch import compute
 from tickstock.analysis.registry import DEFAULT_INDICATORS, DEFAULT_PATTERNS
+from tickstock.bus.events import EventReader
 from tickstock.contracts.commands import RetryFailedImports, TriggerDailyProcessing
 from tickstock.contracts.events import CommandAccepted, CommandRejected
+from tickstock.core.clock import LiveClock
 
 
 def check_against_engine(h: Harness, symbol: str) -> tuple[int, int]:
@@ -67,6 +69,7 @@ def test_full_run_equals_engine_and_a_bad_symbol_fails_alone(
     for symbol in symbols[:24:6]:
         values, detections = check_against_engine(harness, symbol)
         assert values > 1000 and detections > 0
+    _check_events(harness, run.run_id)
 
     # Nothing new: a second run writes nothing and changes nothing.
     before = _counts(harness)
@@ -87,6 +90,24 @@ def test_full_run_equals_engine_and_a_bad_symbol_fails_alone(
     rerun = harness.wait_run(retry.data.run_id or "")
     assert rerun.symbols_total == 1 and rerun.symbols_failed == 1
     assert [f.symbol for f in harness.runs.open_import_failures()] == ["ZZZZ"]
+
+
+def _check_events(h: Harness, run_id: str) -> None:
+    """The run was published as it went: started, each phase started/progressed/completed in
+    order, then completed, every event carrying the run id."""
+    events = [env for _, env in EventReader(h.client, clock=LiveClock()).recent(5000)
+              if env.correlation_id == run_id]
+    types = [env.type for env in events]
+    assert types[0] == "run.started" and types[-1] == "run.completed", types
+    phases = [str(getattr(env.data, "phase", "")) for env in events
+              if env.type == "run.phase_completed"]
+    assert phases == ["data_import", "indicators", "patterns", "outcomes"]
+    for phase in phases:
+        percents = [getattr(env.data, "percent", None) for env in events
+                    if env.type == "run.phase_progress"
+                    and str(getattr(env.data, "phase", "")) == phase]
+        assert percents and percents[-1] == 100.0
+    assert "run.progress" in types
 
 
 def _counts(h: Harness) -> tuple[int, int, int]:
