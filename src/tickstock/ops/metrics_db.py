@@ -45,9 +45,19 @@ def _jobs(conn: Connection[Any]) -> Iterator[Metric]:
     counts = GaugeMetricFamily(
         "tickstock_jobs", "Jobs in the database by type and status.", labels=["job_type", "status"]
     )
-    rows = conn.execute("SELECT job_type, status, count(*) FROM jobs GROUP BY 1, 2").fetchall()
+    # One pass over the table for the counts and the duration histogram (s is NULL until a
+    # job has finished): the table grows with every job, and every role scrapes it.
+    durations, rows = _histogram(
+        conn,
+        "tickstock_jobs_duration_seconds",
+        "Duration (start to finish) of every finished job in the database, by type and outcome.",
+        ["job_type", "status"],
+        source="SELECT job_type, status, date_part('epoch', finished_at - started_at) AS s"
+        " FROM jobs",
+        buckets=JOB_BUCKETS,
+    )
     seen: dict[str, dict[str, int]] = {}
-    for job_type, status, n in rows:
+    for (job_type, status), n in rows.items():
         seen.setdefault(job_type, {})[status] = n
     for job_type, by_status in sorted(seen.items()):
         for status in JobStatus:  # every status, zeros included, so rates and ratios work
@@ -68,44 +78,37 @@ def _jobs(conn: Connection[Any]) -> Iterator[Metric]:
     ):
         oldest.add_metric([job_type, status], max(0.0, age))
     yield oldest
-
-    yield _histogram(
-        conn,
-        "tickstock_jobs_duration_seconds",
-        "Duration (start to finish) of every finished job in the database, by type and outcome.",
-        ["job_type", "status"],
-        source="SELECT job_type, status, extract(epoch FROM finished_at - started_at)::float8 AS s"
-        " FROM jobs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL",
-        buckets=JOB_BUCKETS,
-    )
+    yield durations
 
 
 def _histogram(
     conn: Connection[Any], name: str, documentation: str, labels: list[str], *, source: str,
     buckets: tuple[float, ...],
-) -> HistogramMetricFamily:
-    """A histogram over the rows of ``source`` (label columns, then seconds ``s``)."""
+) -> tuple[HistogramMetricFamily, dict[tuple[str, ...], int]]:
+    """A histogram over the rows of ``source`` (label columns, then seconds ``s``; rows whose
+    ``s`` is NULL are not observed), and every key's row count, in one pass: a ``FILTER`` count
+    per bucket (a join with the buckets costs a row per bucket)."""
     keys = ", ".join(f"d.{label}" for label in labels)
     n = len(labels)
-    cumulative: dict[tuple[str, ...], dict[float, float]] = {}
-    for row in conn.execute(
-        f"SELECT {keys}, b.le, count(*) FILTER (WHERE d.s <= b.le) FROM ({source}) d"
-        f" CROSS JOIN unnest(%s::float8[]) AS b(le) GROUP BY {keys}, b.le",
-        (list(buckets),),
-    ):
-        cumulative.setdefault(tuple(str(v) for v in row[:n]), {})[row[n]] = float(row[n + 1])
+    per_bucket = ", ".join("count(*) FILTER (WHERE d.s <= %s)" for _ in buckets)
     family = HistogramMetricFamily(name, documentation, labels=labels)
+    rows: dict[tuple[str, ...], int] = {}
     for row in conn.execute(
-        f"SELECT {keys}, count(*), coalesce(sum(d.s), 0)::float8 FROM ({source}) d GROUP BY {keys}"
+        f"SELECT {keys}, {per_bucket}, count(d.s), coalesce(sum(d.s), 0)::float8, count(*)"
+        f" FROM ({source}) d GROUP BY {keys}",
+        list(buckets),
     ):
         key = tuple(str(v) for v in row[:n])
-        counts = cumulative.get(key, {})
-        family.add_metric(
-            list(key),
-            [(repr(b), counts.get(b, 0.0)) for b in buckets] + [("+Inf", float(row[n]))],
-            sum_value=row[n + 1],
-        )
-    return family
+        rows[key] = int(row[-1])
+        if row[-3]:
+            counts = row[n:n + len(buckets)]
+            family.add_metric(
+                list(key),
+                [(repr(b), float(c)) for b, c in zip(buckets, counts, strict=True)]
+                + [("+Inf", float(row[-3]))],
+                sum_value=row[-2],
+            )
+    return family, rows
 
 
 @dataclass(frozen=True)
@@ -149,15 +152,16 @@ def _runs(conn: Connection[Any], now: datetime) -> Iterator[Metric]:
     if run is None:
         return
     yield from _run_detail(conn, run, now)
-    yield _histogram(
+    phase_durations, _ = _histogram(
         conn,
         "tickstock_run_phase_duration_seconds",
         "Duration of every finished daily-run phase in the database, by phase and outcome.",
         ["phase", "status"],
-        source="SELECT phase, status, extract(epoch FROM completed_at - started_at)::float8 AS s"
+        source="SELECT phase, status, date_part('epoch', completed_at - started_at) AS s"
         " FROM processing_run_phases WHERE completed_at IS NOT NULL AND started_at IS NOT NULL",
         buckets=PHASE_BUCKETS,
     )
+    yield phase_durations
 
 
 def _run_detail(conn: Connection[Any], run: _Run, now: datetime) -> Iterator[Metric]:
