@@ -7,7 +7,6 @@ primary-key scan each: cheap) and whether a matching pattern was detected recent
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from psycopg import sql
@@ -45,8 +44,12 @@ class ScreenDefinition(BaseModel):
     limit: int = Field(default=200, ge=1, le=2000)
 
 
-def run_screen(pool: Pool, screen: ScreenDefinition, now: datetime) -> dict[str, Any]:
-    """Rows ``{symbol, close, change_pct, <indicator>: value, patterns: [...]}`` that pass."""
+def run_screen(pool: Pool, screen: ScreenDefinition) -> dict[str, Any]:
+    """Rows ``{symbol, close, change_pct, <indicator>: value, patterns: [...]}`` that pass.
+
+    "Recent" patterns are those within ``pattern_days`` before the symbol's newest bar, not
+    before the wall clock: over data that stopped updating it still means its last N days.
+    """
     indicators = list(dict.fromkeys([c.indicator for c in screen.conditions] + list(screen.columns)))
     members = (sql.SQL("SELECT symbol FROM universe_members WHERE universe = {}").format(
         sql.Literal(screen.universe)) if screen.universe
@@ -67,7 +70,6 @@ def run_screen(pool: Pool, screen: ScreenDefinition, now: datetime) -> dict[str,
             "LEFT JOIN LATERAL (SELECT value FROM indicator_values v WHERE v.symbol = m.symbol "
             "AND v.timeframe = {tf} AND v.name = {n} ORDER BY ts DESC LIMIT 1) {a} ON true"
         ).format(tf=sql.Literal(screen.timeframe.value), n=sql.Literal(name), a=alias))
-    since = now - timedelta(days=screen.pattern_days)
     pattern_filter: sql.Composable = sql.SQL("")
     if screen.patterns:
         pattern_filter += sql.SQL(" AND d.pattern = ANY({})").format(
@@ -77,8 +79,10 @@ def run_screen(pool: Pool, screen: ScreenDefinition, now: datetime) -> dict[str,
             sql.Literal(screen.pattern_direction))
     selects.append(sql.SQL(
         "(SELECT coalesce(array_agg(DISTINCT d.pattern), '{{}}') FROM pattern_detections d "
-        "WHERE d.symbol = m.symbol AND d.timeframe = {tf} AND d.ts >= {since}{pf}) AS patterns"
-    ).format(tf=sql.Literal(screen.timeframe.value), since=sql.Literal(since), pf=pattern_filter))
+        "WHERE d.symbol = m.symbol AND d.timeframe = {tf} "
+        "AND d.ts > last.ts - make_interval(days => {days}){pf}) AS patterns"
+    ).format(tf=sql.Literal(screen.timeframe.value), days=sql.Literal(screen.pattern_days),
+             pf=pattern_filter))
     where: list[sql.Composable] = [sql.SQL("last.ts IS NOT NULL")]
     for cond in screen.conditions:
         alias = sql.Identifier(f"i{indicators.index(cond.indicator)}")

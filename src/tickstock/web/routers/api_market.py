@@ -128,8 +128,7 @@ def movers(request: Request, *,
 @router.post("/screener", summary="Run a screen")
 def screener(request: Request, *, screen: ScreenDefinition,
              _: Principal = Depends(api_user)) -> dict[str, Any]:
-    deps = request.app.state.deps
-    return run_screen(deps.pool, screen, deps.clock.now())
+    return run_screen(request.app.state.deps.pool, screen)
 
 
 @router.get("/screens", summary="Your saved screens")
