@@ -49,3 +49,14 @@ def test_a_pattern_never_reaches_into_the_previous_symbol() -> None:
     assert list(map(key, together[1].detections)) == list(map(key, alone.detections))
     first_bar = [d.pattern for d in together[1].detections if d.ts_ns == 0]
     assert "gap_down" not in first_bar
+
+
+def test_empty_and_tiny_histories_share_a_frame(daily_universe: dict[str, Bars]) -> None:
+    aapl = daily_universe["AAPL"]
+    histories = [aapl.slice(0, n) for n in (0, 1, 2, 300, 0, 5)]
+    many = list(batch.compute_many(histories))
+    for bars, got in zip(histories, many, strict=True):
+        alone = batch.compute(bars)
+        assert list(map(key, got.detections)) == list(map(key, alone.detections))
+        assert all(len(column) == len(bars) for column in got.values.values())
+    assert [d.pattern for d in many[2].detections] == ["gap_up"]  # 2012-12-07 opened above the 6th's high
