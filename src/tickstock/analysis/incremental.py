@@ -4,11 +4,14 @@
     engine.warm_up(stored_bars)        # after a restart: seed from stored history
     snap = engine.update(closed_bar)   # commit a closed bar -> its values and detections
     engine.peek(forming_bar)           # the still-forming bar's values; commits nothing
+    snaps = engine.update_many(bars)   # one new bar of each of many symbols, one detection pass
 
 Per symbol and timeframe the engine keeps each indicator's stream state (``talib.stream``
-handles for TA-Lib-backed ones) and the last ``Plan.window`` rows of every column for the
-pattern detectors, which are the batch detectors run over that window. For the same bars,
-``update`` returns exactly what ``batch.compute`` reports for the last of them.
+handles for TA-Lib-backed ones) and the last ``Plan.window - 1`` rows of the columns the
+pattern detectors read. The detectors are the batch ones (``patterns.detect.detect_frame``),
+run over those rows plus the new bar -- for every symbol of an ``update_many`` call in one
+frame -- reporting only the new bar. For the same bars, ``update`` returns exactly what
+``batch.compute`` reports for the last of them.
 
 Warm-up and exactness: recursive indicators (EMA, RSI, ATR, ADX, MACD, OBV) depend on every bar
 since the first one they saw, so the incremental values equal the batch values computed over
