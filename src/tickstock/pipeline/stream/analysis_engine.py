@@ -67,6 +67,10 @@ class AnalysisLiveEngine:
     def update(self, bar: LiveBar) -> BarAnalysis:
         return _analysis(self.engine.update(self._bar(bar)))
 
+    def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
+        # one detection pass over every symbol's newest bar: what makes a burst affordable
+        return [_analysis(s) for s in self.engine.update_many([self._bar(b) for b in bars])]
+
     def peek(self, bar: LiveBar) -> BarAnalysis:
         return _analysis(self.engine.peek(self._bar(bar)))
 

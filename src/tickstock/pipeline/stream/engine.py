@@ -51,5 +51,9 @@ class LiveEngine(Protocol):
     def update(self, bar: LiveBar) -> BarAnalysis:
         """Advance the state with a closed bar and return its analysis."""
 
+    def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
+        """``update`` for each of ``bars`` in order (a burst: one bar of many symbols, a
+        symbol and timeframe may repeat), in one pass where the engine can."""
+
     def peek(self, bar: LiveBar) -> BarAnalysis:
         """The analysis a forming bar would have if it closed now; commits nothing."""

@@ -199,8 +199,7 @@ class LiveProcessor:
         detections: list[PatternDetected] = []
         alerts: list[Event] = []
         finals: list[Event] = []
-        for bar in closed:
-            analysis = self.engine.update(bar)
+        for bar, analysis in zip(closed, self.engine.update_many(closed), strict=True):
             if self.keep_analyses:
                 self.kept[(bar.symbol, bar.timeframe, bar.start)] = analysis
             detections.extend(_detected(bar, d) for d in analysis.detections)

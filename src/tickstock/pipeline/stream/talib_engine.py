@@ -88,6 +88,9 @@ class TalibLiveEngine:
             values[VWAP] = vwap
         return BarAnalysis(values)
 
+    def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
+        return [self.update(bar) for bar in bars]
+
     def peek(self, bar: LiveBar) -> BarAnalysis:
         state = self._states.get((bar.symbol, bar.timeframe)) or _State()
         values: dict[str, float] = {}
