@@ -10,13 +10,17 @@ historical load's progress is published as the contract events a worker publishe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tickstock import __version__ as tickstock_version
+from tickstock.bus import deadletter
 from tickstock.bus.events import EventPublisher
+from tickstock.bus.heartbeat import HeartbeatThread
 from tickstock.contracts import decode, names
 from tickstock.contracts.commands import Cancel, TriggerDailyProcessing
 from tickstock.contracts.common import ALL_PHASES
@@ -24,8 +28,11 @@ from tickstock.contracts.events import (
     JobCancelled,
     JobProgress,
     JobStarted,
+    ServiceError,
 )
 from tickstock.contracts.jobs import HistoricalLoad
+from tickstock.contracts.state import Heartbeat
+from tickstock.core.clock import LiveClock
 from tickstock.web.config import WebDeps
 
 from .browser import chromium, screenshot, sign_in
@@ -181,8 +188,49 @@ def test_every_page_renders(page: Page, server: Server, web_deps: WebDeps,
     page.click("#screen-form button[type=submit]")
     page.wait_for_function(f"document.body.dataset.screenRows === '{len(SYMBOLS)}'")
     screenshot(page, "screener")
-    for path, name in (("/admin/services", "admin-services"), ("/admin/users", "admin-users")):
-        page.goto(f"{server.url}{path}")
-        page.wait_for_load_state("networkidle")
-        screenshot(page, name)
+    page.goto(f"{server.url}/admin/users")
+    page.wait_for_load_state("networkidle")
+    screenshot(page, "admin-users")
     assert page.locator(f"tr[data-user='{USER[0]}']").count() == 1
+
+
+def test_services_page_shows_instances_health_errors_and_dead_letters_live(
+        page: Page, server: Server, web_deps: WebDeps) -> None:
+    r = web_deps.redis
+    up = HeartbeatThread(r, role="worker", instance="worker-up", clock=LiveClock(),
+                         interval_s=0.5, ttl_s=5).start()
+    doomed = HeartbeatThread(r, role="stream", instance="stream-1", clock=LiveClock(),
+                             interval_s=0.5, ttl_s=5).start()
+    old = datetime.now(UTC) - timedelta(seconds=3 * web_deps.config.heartbeat_ttl_s)
+    stale = Heartbeat(role="scheduler", instance="sched-1", host="elsewhere", pid=42,
+                      version="0.0.9", started_at=old, state="idle",
+                      ts=datetime.now(UTC) - timedelta(seconds=web_deps.config.heartbeat_ttl_s))
+    r.set(names.heartbeat_key("scheduler", "sched-1"), stale.model_dump_json(), ex=60)
+    EventPublisher(r, source="worker-up").publish(ServiceError(
+        role="worker", instance="worker-up", component="import", error="provider said 503"))
+    deadletter.add(r, deadletter.make(names.COMMANDS_STREAM, "1-0", {"junk": "x"},
+                                      "unknown message type", now=datetime.now(UTC)),
+                   cause="test")
+    try:
+        sign_in(page, server.url, *ADMIN)
+        page.goto(f"{server.url}/admin/services")
+        row = "#instances tr[data-instance='{}'] td:nth-child(3)"
+        assert page.inner_text(row.format("worker-up")) == "up"
+        assert page.inner_text(row.format("sched-1")) == "stale"
+        assert page.inner_text(row.format("stream-1")) == "up"
+        worker_row = page.inner_text("#instances tr[data-instance='worker-up']")
+        assert tickstock_version in worker_row and "UTC" in worker_row  # version, since
+        assert "provider said 503" in page.inner_text("#errors")
+        assert "unknown message type" in page.inner_text("#dead")
+        assert page.inner_text("#pg .pill") == "up" and page.inner_text("#redis .pill") == "up"
+        page.evaluate("window.__loaded_once = true")
+        page.wait_for_function("document.body.dataset.live === 'live'")
+        doomed.stop()  # the stream process exits: its heartbeat key is gone
+        page.wait_for_function(
+            "document.querySelector(\"#instances tr[data-instance='stream-1'] td:nth-child(3)\")"
+            ".textContent === 'down'")
+        assert page.evaluate("window.__loaded_once") is True
+        screenshot(page, "admin-services")
+    finally:
+        up.stop()
+        doomed.stop()
