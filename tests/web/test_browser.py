@@ -28,6 +28,7 @@ from tickstock.contracts.events import (
     JobCancelled,
     JobProgress,
     JobStarted,
+    PatternDetected,
     ServiceError,
 )
 from tickstock.contracts.jobs import HistoricalLoad
@@ -180,6 +181,23 @@ def test_every_page_renders(page: Page, server: Server, web_deps: WebDeps,
                            "document.querySelectorAll('#gainers tr').length > 0")
     breadth = sum(int(page.inner_text(s)) for s in ("#b-adv", "#b-dec", "#b-unch"))
     assert breadth == len(SYMBOLS)
+    # The live feed under filters: only the bearish detection of the chosen universe arrives.
+    page.wait_for_function("Number(document.body.dataset.subscribed || 0) >= 1")
+    acks = int(page.evaluate("document.body.dataset.subscribed"))
+    page.select_option("#f-direction", "bearish")
+    page.wait_for_function(f"Number(document.body.dataset.subscribed) > {acks}")
+    bus = EventPublisher(web_deps.redis, source="stream-test")
+    when = datetime(2017, 12, 6, tzinfo=UTC)
+    for symbol, pattern, direction in (("AAPL", "live_bull", "bullish"),
+                                       ("AAPL", "live_bear", "bearish"),
+                                       ("TSLA", "live_bear_elsewhere", "bearish")):
+        bus.publish(PatternDetected(symbol=symbol, timeframe="day", ts=when, pattern=pattern,
+                                    direction=direction, confidence=0.9))  # type: ignore[arg-type]
+    bus.publish(PatternDetected(symbol="MSFT", timeframe="day", ts=when, pattern="live_last",
+                                direction="bearish", confidence=0.9))
+    page.wait_for_selector("#feed .feed-item.new:has-text('live_last')")
+    fresh = page.locator("#feed .feed-item.new").all_inner_texts()
+    assert len(fresh) == 2 and "live_bear" in fresh[1] and "live_last" in fresh[0]
     screenshot(page, "dashboard")
     page.goto(f"{server.url}/screener")
     page.select_option("#s-universe", UNIVERSE)

@@ -3,6 +3,7 @@
 Client → server: ``{"op": "subscribe", "topics": [...], "filters": {...}, "last_id": "..."}``.
 Server → client: ``{"kind": "hello"}``, ``{"kind": "event", "id", "type", "ts", "data", ...}``,
 ``{"kind": "resync", "reason", "last_id"}``, ``{"kind": "services", ...}``,
+``{"kind": "subscribed", "topics"}`` (the subscription is in force),
 ``{"kind": "error", "message"}``.
 """
 
@@ -19,6 +20,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from tickstock.core.errors import NotFoundError
 from tickstock.core.timeutil import utc
 from tickstock.web.live import Client, LiveHub, LiveMessage
 from tickstock.web.live_filters import ADMIN_TOPICS, Matcher, Subscribe
@@ -86,20 +88,26 @@ async def _handle(ws: WebSocket, hub: LiveHub, client: Client, raw: str) -> None
     deps = deps_of(ws)
     members = None
     if sub.filters.universe is not None:
-        members = await run_in_threadpool(market_reads.universe_symbols, deps.pool,
-                                          sub.filters.universe)
+        try:
+            members = await run_in_threadpool(market_reads.universe_symbols, deps.pool,
+                                              sub.filters.universe)
+        except NotFoundError as exc:
+            await _error(ws, client, str(exc))
+            return
     client.matcher = Matcher(sub, members)
-    if sub.last_id is None:
-        return
-    hub.begin_catch_up(client)
-    missed: list[LiveMessage] | None
-    try:
-        missed = await run_in_threadpool(hub.missed_since, sub.last_id,
-                                         deps.config.ws_catchup_limit)
-    except Exception as exc:  # Redis down: the page resyncs over REST
-        log.warning("catch-up failed: %s", exc)
-        missed = None
-    hub.finish_catch_up(client, missed, sub.last_id)
+    if sub.last_id is not None:
+        hub.begin_catch_up(client)
+        missed: list[LiveMessage] | None
+        try:
+            missed = await run_in_threadpool(hub.missed_since, sub.last_id,
+                                             deps.config.ws_catchup_limit)
+        except Exception as exc:  # Redis down: the page resyncs over REST
+            log.warning("catch-up failed: %s", exc)
+            missed = None
+        hub.finish_catch_up(client, missed, sub.last_id)
+    # The page knows from here on every matching event reaches it (after any catch-up).
+    client.offer(json.dumps({"kind": "subscribed", "topics": list(sub.topics)}),
+                 ws.app.state.metrics)
 
 
 async def _error(ws: WebSocket, client: Client, message: str) -> None:

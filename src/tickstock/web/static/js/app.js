@@ -55,6 +55,7 @@
         if (msg.kind === "hello") { if (!this.lastId) this.lastId = msg.last_id; this.send(); this.emit("hello", msg); return; }
         if (msg.kind === "event") { this.lastId = msg.id; sessionStorage.setItem("ts-last-id", msg.id); this.emit(msg.type, msg); this.emit("*", msg); return; }
         if (msg.kind === "resync") { if (msg.last_id) { this.lastId = msg.last_id; sessionStorage.setItem("ts-last-id", msg.last_id); } this.state("live"); this.emit("resync", msg); return; }
+        if (msg.kind === "subscribed") document.body.dataset.subscribed = String(Number(document.body.dataset.subscribed || 0) + 1);
         this.emit(msg.kind, msg);
       };
       ws.onclose = () => {
