@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import numpy as np
 
@@ -45,6 +46,8 @@ class AnalysisLiveEngine:
     def __init__(self, sessions: SessionLookup, specs: Sequence[Spec] | None = None) -> None:
         self.sessions = sessions
         self.engine = Engine(live_specs() if specs is None else specs)
+        # a burst is thousands of bars with one start time: convert each time once
+        self._times: dict[datetime, tuple[int, int]] = {}
 
     def warmup_bars(self, timeframe: Timeframe) -> int:
         # recursive indicators (EMA, RSI, MACD) converge over a few times their period
@@ -60,7 +63,7 @@ class AnalysisLiveEngine:
             np.array([b.open for b in history]), np.array([b.high for b in history]),
             np.array([b.low for b in history]), np.array([b.close for b in history]),
             np.array([b.volume for b in history]),
-            session=np.array([self._session_ns(b) for b in history], dtype=np.int64),
+            session=np.array([self._ns(b.start)[1] for b in history], dtype=np.int64),
         )
         return self.engine.warm_up(bars).latest()
 
@@ -75,13 +78,21 @@ class AnalysisLiveEngine:
         return _analysis(self.engine.peek(self._bar(bar)))
 
     def _bar(self, bar: LiveBar) -> Bar:
-        return Bar(bar.symbol, bar.timeframe.value, datetime_to_ns(bar.start), bar.open,
-                   bar.high, bar.low, bar.close, bar.volume, self._session_ns(bar))
+        ts, session = self._ns(bar.start)
+        return Bar(bar.symbol, bar.timeframe.value, ts, bar.open, bar.high, bar.low, bar.close,
+                   bar.volume, session)
 
-    def _session_ns(self, bar: LiveBar) -> int:
-        session = self.sessions.session_of(bar.start)
-        # a stored bar outside regular hours (an imported extended-hours minute) opens no session
-        return datetime_to_ns(session.open) if session is not None else datetime_to_ns(bar.start)
+    def _ns(self, start: datetime) -> tuple[int, int]:
+        """``start`` and the open of its session in epoch ns (a stored bar outside regular
+        hours, an imported extended-hours minute, opens no session: its own start)."""
+        hit = self._times.get(start)
+        if hit is None:
+            if len(self._times) > 4096:
+                self._times.clear()
+            session = self.sessions.session_of(start)
+            ts = datetime_to_ns(start)
+            hit = self._times[start] = (ts, datetime_to_ns(session.open) if session else ts)
+        return hit
 
 
 def _analysis(snapshot: Snapshot) -> BarAnalysis:
