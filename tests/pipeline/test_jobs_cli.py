@@ -121,7 +121,7 @@ def test_submit_list_show_watch(env, pool, worker) -> None:  # type: ignore[no-u
 def test_watch_shows_live_progress_and_cancel_stops_the_job(  # type: ignore[no-untyped-def]
         env, pool, worker, monkeypatch) -> None:
     monkeypatch.setenv(SLOW_MS_VARIABLE, "150")
-    symbols = ",".join(f"S{i}" for i in range(30))
+    symbols = ",".join(f"S{i}" for i in range(60))
     job_id = _submitted_id(run("jobs", "submit", "multi-timeframe-load", "--symbols", symbols,
                                "--years", "0.5"))
     worker()
@@ -134,18 +134,25 @@ def test_watch_shows_live_progress_and_cancel_stops_the_job(  # type: ignore[no-
     assert watched.exit_code == 1
     assert f"job {job_id} cancelled:" in watched.output
     job = store.get(job_id)
-    assert job is not None and job.status is JobStatus.CANCELLED and job.processed < 30
+    assert job is not None and job.status is JobStatus.CANCELLED and job.processed < 60
     again = run("jobs", "cancel", job_id)
     assert again.exit_code == 1 and "rejected: job" in again.output
     assert "already cancelled" in again.output
 
 
-def test_watch_follows_a_running_job_to_its_end(env, worker, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_watch_follows_a_running_job_to_its_end(env, worker, client, redis_url,  # type: ignore[no-untyped-def]
+                                                monkeypatch) -> None:
     monkeypatch.setenv(SLOW_MS_VARIABLE, "100")
     job_id = _submitted_id(run("jobs", "submit", "historical-load", "--symbols",
                                "A,B,FAILX,C,D,E", "--years", "1"))
+    results: list[Result] = []
+    watcher = threading.Thread(target=lambda: results.append(
+        run("jobs", "watch", job_id, "--timeout", "30")))
+    watcher.start()  # on a queued job: it waits for the job to start
+    _wait(lambda: _following(client, redis_url, "cli-jobs-watch"))
     worker()
-    watched = run("jobs", "watch", job_id, "--timeout", "20")
+    watcher.join(timeout=40)
+    [watched] = results
     assert watched.exit_code == 0, watched.output
     assert "started on w1 (attempt 1)" in watched.output  # seen live, from the event stream
     assert "FAILX failed: no data from provider" in watched.output
@@ -202,12 +209,19 @@ def test_bus_tail_prints_typed_events(env, client) -> None:  # type: ignore[no-u
     assert [d["type"] for d in decoded] == ["job.progress", "job.failed"]
 
 
-def test_bus_tail_follows_live_events(env, client) -> None:  # type: ignore[no-untyped-def]
+def _following(client: redis.Redis, redis_url: str, name: str) -> bool:
+    """A CLI client ``name`` of this test's database is blocked reading the event stream."""
+    db = int(redis_url.rsplit("/", 1)[1])
+    return any(c.get("name") == name and c.get("cmd") == "xread" and int(c.get("db", -1)) == db
+               for c in client.client_list())
+
+
+def test_bus_tail_follows_live_events(env, client, redis_url) -> None:  # type: ignore[no-untyped-def]
     publisher = EventPublisher(client, source="tester")
     publisher.publish(ev.JobProgress(job_id="old"))  # before the tail: not shown
 
     def publish_later() -> None:
-        time.sleep(0.5)
+        _wait(lambda: _following(client, redis_url, "cli-bus-tail"))
         for n in range(3):
             publisher.publish(ev.JobProgress(job_id="j2", processed=n), correlation_id="j2")
 
