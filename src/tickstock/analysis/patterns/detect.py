@@ -81,17 +81,17 @@ def _merge(candle: Found, signal: Found, patterns: int) -> Found:
         return candle
     sk = signal.index * patterns + signal.pattern
     order = np.argsort(sk, kind="stable")
-    signal = signal.take(order)
     if not len(candle):
-        return signal
+        return signal.take(order)
     at = np.searchsorted(candle.index * patterns + candle.pattern, sk[order]) + np.arange(len(signal))
     rest = np.ones(len(candle) + len(signal), dtype=np.bool_)
     rest[at] = False
+    cpos = np.flatnonzero(rest)
 
     def one(c: np.ndarray, s: np.ndarray) -> np.ndarray:
         out = np.empty(rest.shape[0], dtype=np.result_type(c, s))
-        out[at] = s
-        out[rest] = c
+        out[at] = s[order]
+        out[cpos] = c
         return out
 
     return Found(*(one(getattr(candle, f.name), getattr(signal, f.name)) for f in fields(Found)))

@@ -85,7 +85,8 @@ def score(found: Found, role_sign: NDArray[np.int64], cols: Columns) -> Scores:
     trend[(rd == 0) | np.isnan(a)] = 0.5
     strength = np.where(np.isnan(found.strength), 0.5, found.strength)
     confidence = np.clip(W_STRENGTH * strength + W_TREND * trend + W_VOLUME * volume, 0.0, 1.0)
-    stop = np.where(d > 0, found.low, np.where(d < 0, found.high, np.nan))
+    stop = np.where(d > 0, found.low, found.high)
+    stop[d == 0] = np.nan
     daily = cols.get(DAILY_TREND)
     if daily is None:
         agrees = np.full(idx.shape[0], -1, dtype=np.int8)
