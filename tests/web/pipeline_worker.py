@@ -23,6 +23,8 @@ from tickstock.core.timeutil import NEW_YORK
 from tickstock.market.calendar import nyse
 from tickstock.market.providers import create_provider
 from tickstock.pipeline.daily.wiring import analysis_names, build_executor, default_steps
+from tickstock.pipeline.jobs.data_load import DataLoadJobs
+from tickstock.pipeline.worker import Worker, WorkerOptions
 
 #: The evening of the last session in the real data set: the run processes that session.
 LAST_DAY = datetime.combine(date(2017, 12, 6), clock_time(19, 0), tzinfo=NEW_YORK)
@@ -58,3 +60,21 @@ def daily_workers(pool: ConnectionPool, client: redis.Redis, shared_data: Path, 
             stop.set()
         for thread, _ in running:
             thread.join(timeout=15)
+
+
+@contextmanager
+def load_worker(pool: ConnectionPool, client: redis.Redis, shared_data: Path) -> Iterator[None]:
+    """One worker executing data-load jobs (the handlers ``tickstock worker`` registers) over
+    ../shared/data/daily, until the block ends."""
+    calendar = nyse()
+    provider = create_provider("files", calendar, files_dir=shared_data / "daily")
+    jobs = DataLoadJobs(providers=lambda name: provider, calendar=calendar)
+    worker = Worker(name="web-test-loader", client=client, pool=pool, clock=LiveClock(),
+                    handlers=jobs.handlers(), options=WorkerOptions(block_ms=50))
+    thread = threading.Thread(target=worker.run, daemon=True, name="web-test-loader")
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+        thread.join(timeout=15)

@@ -22,7 +22,7 @@ from tickstock.bus import deadletter
 from tickstock.bus.events import EventPublisher
 from tickstock.bus.heartbeat import HeartbeatThread
 from tickstock.contracts import decode, names
-from tickstock.contracts.commands import Cancel, TriggerDailyProcessing
+from tickstock.contracts.commands import Cancel, RetryFailedImports, TriggerDailyProcessing
 from tickstock.contracts.common import ALL_PHASES
 from tickstock.contracts.events import (
     JobCancelled,
@@ -38,7 +38,7 @@ from tickstock.web.config import WebDeps
 
 from .browser import chromium, screenshot, sign_in
 from .conftest import ADMIN, USER, Server
-from .pipeline_worker import daily_workers
+from .pipeline_worker import daily_workers, load_worker
 from .seed import SYMBOLS, UNIVERSE, real_symbols, seed, seed_universe
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -152,6 +152,36 @@ def test_historical_load_submit_progress_and_cancel(
     bus.publish(JobCancelled(job_id=job_id, total=2, processed=1, requested_by=ADMIN[0]),
                 correlation_id=job_id)
     page.wait_for_function("document.body.dataset.activeJobs === '0'")
+
+
+def test_historical_load_runs_on_a_worker_and_its_failures_can_be_retried(
+        page: Page, server: Server, web_deps: WebDeps, shared_data: Path) -> None:
+    sign_in(page, server.url, *ADMIN)
+    page.goto(f"{server.url}/admin/historical-data")
+    page.wait_for_function("document.body.dataset.live === 'live'")
+    page.fill("#load-symbols", "AAPL ZZZZ")  # ZZZZ has no data file: a per-symbol failure
+    page.fill("#load-start", "2017-01-03")
+    page.fill("#load-end", "2017-12-01")
+    with load_worker(web_deps.pool, web_deps.redis, shared_data):
+        page.click("#btn-submit-load")
+        page.wait_for_selector("#jobs [data-failures]", timeout=60_000)
+    job_id = page.get_attribute("#jobs [data-failures]", "data-failures")
+    row = page.inner_text(f"#jobs tr[data-job='{job_id}']")
+    assert row.split("\t")[2:6] == ["AAPL, ZZZZ", "completed", "2/2", "1"], row
+    assert page.evaluate("document.body.dataset.activeJobs") == "0"
+    page.click("#jobs [data-failures]")
+    page.wait_for_selector("#failures-card:not([hidden]) #failures td:has-text('ZZZZ')")
+    screenshot(page, "admin-historical-data-failures")
+    page.click("#btn-retry-job")
+    page.wait_for_function(
+        "document.querySelector('#toasts').textContent.includes('Retry requested')")
+    retries = [e for e in _stream(web_deps, names.COMMANDS_STREAM)
+               if isinstance(e.data, RetryFailedImports)]
+    assert len(retries) == 1 and retries[0].data.source_id == job_id
+    with web_deps.pool.connection() as db:
+        stored = db.execute("SELECT count(*) AS n FROM bars WHERE symbol = 'AAPL' AND "
+                            "timeframe = 'day'").fetchone()
+    assert stored is not None and stored["n"] > 200  # the worker really loaded ~11 months
 
 
 def test_symbol_page_shows_candles_overlay_and_markers(
