@@ -51,29 +51,33 @@ def run(settings: Settings, instance: str, **options: object) -> None:
     # create_pool's connections return dict rows (its row_factory); the type says tuples.
     pool = cast(Pool, create_pool(endpoints.postgres.url, min_size=2, max_size=16, name="web"))
     client = connect(endpoints.redis.url, name=instance)  # its socket timeout > XREAD BLOCK 1 s
-    config = WebConfig(secret_key=secret_key(settings), version=__version__, instance=instance,
-                       heartbeat_ttl_s=settings.heartbeat_ttl_s)
-    deps = WebDeps(pool=pool, redis=client, clock=LiveClock(), config=config, calendar=nyse())
-    app = create_app(deps)
-    # /metrics: the app's own registry plus the process's (pools, shared state, build info).
-    metrics.install_metrics(app, registries=(REGISTRY, app.state.metrics.registry))
-    exporter = metrics.register_collectors(
-        settings, "web", instance, database_url=endpoints.postgres.url,
-        redis_url=endpoints.redis.url, pool=pool, redis=client)
-    heartbeat = HeartbeatThread(client, role="web", instance=instance, clock=deps.clock,
+    clock = LiveClock()
+    # Beating ("starting") while the app is built, so the role is visible at once.
+    heartbeat = HeartbeatThread(client, role="web", instance=instance, clock=clock,
                                 interval_s=settings.heartbeat_interval_s,
                                 ttl_s=settings.heartbeat_ttl_s).start()
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=settings.host, port=settings.web_port, log_config=None, access_log=False,
-        proxy_headers=False, ws_max_size=64 * 1024))
-    log.info("web listening on http://%s:%d", settings.host, settings.web_port)
-    threading.Thread(target=_running_once_listening, args=(server, heartbeat),
-                     name="web-started", daemon=True).start()
+    exporter: metrics.Exporter | None = None
     try:
+        config = WebConfig(secret_key=secret_key(settings), version=__version__,
+                           instance=instance, heartbeat_ttl_s=settings.heartbeat_ttl_s)
+        deps = WebDeps(pool=pool, redis=client, clock=clock, config=config, calendar=nyse())
+        app = create_app(deps)
+        # /metrics: the app's own registry plus the process's (pools, shared state, build info).
+        metrics.install_metrics(app, registries=(REGISTRY, app.state.metrics.registry))
+        exporter = metrics.register_collectors(
+            settings, "web", instance, database_url=endpoints.postgres.url,
+            redis_url=endpoints.redis.url, pool=pool, redis=client)
+        server = uvicorn.Server(uvicorn.Config(
+            app, host=settings.host, port=settings.web_port, log_config=None, access_log=False,
+            proxy_headers=False, ws_max_size=64 * 1024))
+        log.info("web listening on http://%s:%d", settings.host, settings.web_port)
+        threading.Thread(target=_running_once_listening, args=(server, heartbeat),
+                         name="web-started", daemon=True).start()
         server.run()  # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, runs lifespan
     finally:
         heartbeat.stop()
-        exporter.close()
+        if exporter is not None:
+            exporter.close()
         client.close()
         pool.close()
 
