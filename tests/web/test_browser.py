@@ -194,9 +194,17 @@ def test_symbol_page_shows_candles_overlay_and_markers(
     page.wait_for_function("Number(document.body.dataset.overlays) >= 1")
     page.wait_for_function("Number(document.body.dataset.markers) >= 1")
     assert int(page.evaluate("document.body.dataset.candles")) == 320
+    assert page.evaluate("document.body.dataset.panes") == "3"  # price+volume, RSI, MACD
+    latest = page.inner_text("#latest")
+    assert "rsi_14" in latest and "macd_12_26_9.macd" in latest and "sma_20" in latest
     page.wait_for_selector("#outcomes td:has-text('cdl_engulfing')")
     page.wait_for_timeout(300)  # let the canvas paint before the screenshot
     screenshot(page, "symbol")
+    # Another timeframe: this symbol has no weekly bars stored, and the page says so.
+    page.click("#timeframes button:has-text('week')")
+    page.wait_for_url("**/symbols/AAPL?timeframe=week")
+    page.wait_for_function("document.body.dataset.candles === '0'")
+    assert "No bars stored" in page.inner_text("#chart-note")
 
 
 def test_every_page_renders(page: Page, server: Server, web_deps: WebDeps,

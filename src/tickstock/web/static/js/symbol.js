@@ -73,7 +73,9 @@ document.addEventListener("DOMContentLoaded", async () => {
         s.setData(line(data[name] || []));
       });
     }
-    chart.panes().forEach((pn, i) => { if (i > 0) pn.setHeight(110); });
+    // Relative heights: price and volume get most of the chart, each indicator pane a fifth.
+    chart.panes().forEach((pn, i) => pn.setStretchFactor(i === 0 ? 5 : 1.2));
+    document.body.dataset.panes = String(chart.panes().length);
   } catch (e) { toast(`Indicators: ${e.message}`, "error"); }
   document.body.dataset.overlays = String(shown);
 
@@ -85,7 +87,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     shape: d.direction === "bullish" ? "arrowUp" : d.direction === "bearish" ? "arrowDown" : "circle", text: d.pattern });
   function setMarkers() {
     const first = bars.length ? t(bars[0].ts) : 0;
-    const visible = markers.filter((m) => m.time >= first).sort((a, b) => a.time - b.time);
+    let visible = markers.filter((m) => m.time >= first).sort((a, b) => a.time - b.time);
+    // Labels on every marker of a dense chart overlap into noise: arrows only, names on hover list.
+    if (visible.length > 20) visible = visible.map((m) => Object.assign({}, m, { text: "" }));
     markerApi.setMarkers(visible); document.body.dataset.markers = String(visible.length);
   }
   try {
