@@ -10,7 +10,8 @@ timeframe), in this order:
    failure stops the whole load (every further call would fail the same way)
 4. drop intraday bars outside regular sessions (providers also send extended hours)
 5. write every fetched bar of the unit in one transaction (binary COPY + upsert), so a unit is
-   stored entirely or not at all
+   stored entirely or not at all; ``top_up`` writes several units per transaction (batches of
+   ``batch_bars``) and fetches the next symbol while it writes
 6. report the unit: ok with bars written and rows refused, or failed with the reason
 
 A timeframe the provider cannot serve but that derives from a stored lower one (5min, 15min,
@@ -20,7 +21,9 @@ hour from 1min; week, month from day) is derived from the stored bars (``derive_
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -48,6 +51,8 @@ from tickstock.market.bars import (
 )
 from tickstock.market.calendar import MarketCalendar
 from tickstock.market.derive import DERIVED_FROM, derive
+from tickstock.market.ingest_batch import AUTH_PREFIX as _AUTH_PREFIX
+from tickstock.market.ingest_batch import BatchWriter, Fetched
 from tickstock.market.providers.base import Provider
 from tickstock.store import bars as bar_store
 
@@ -96,6 +101,9 @@ class LoadOptions:
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
     derive_missing: bool = True
+    #: Bars written per transaction by ``top_up`` (a commit per symbol would cost more than
+    #: the COPY of a daily history).
+    batch_bars: int = 100_000
 
 
 def complete_until(calendar: MarketCalendar, timeframe: Timeframe, now: datetime) -> datetime:
@@ -178,21 +186,74 @@ class Loader:
     ) -> LoadSummary:
         """Top up every (symbol, timeframe), symbol by symbol; see the module docstring.
 
-        Raises ProviderAuthError (after reporting the unit) when the provider refuses the key.
+        The next symbol is fetched (a thread, one ahead) while this one is written, and units
+        are written in batches of ``options.batch_bars`` (one transaction each, all or nothing):
+        a unit is reported once its batch is committed. Raises ProviderAuthError (after
+        reporting the unit and writing what was fetched) when the provider refuses the key.
         """
         summary = LoadSummary()
-        for symbol in symbols:
-            if cancelled is not None and cancelled():
-                summary.cancelled = True
-                break
-            for timeframe in timeframes:
-                result = self.load_unit(symbol, timeframe, start, end)
-                summary.results.append(result)
-                if on_result is not None:
-                    on_result(result)
-                if result.error is not None and result.error.startswith(_AUTH_PREFIX):
-                    raise ProviderAuthError(result.error[len(_AUTH_PREFIX):])
+        writer = BatchWriter(self, summary, on_result)
+        stored = self._coverage(symbols, timeframes)
+        remaining = iter(symbols)
+        queue: deque[Future[list[Fetched]]] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-fetch") as executor:
+
+            def ahead(depth: int) -> None:
+                while len(queue) < depth:
+                    symbol = next(remaining, None)
+                    if symbol is None:
+                        return
+                    queue.append(executor.submit(self._fetch_symbol, symbol, timeframes,
+                                                 start, end, stored))
+
+            ahead(2)
+            try:
+                while queue:
+                    if cancelled is not None and cancelled():
+                        summary.cancelled = True
+                        break
+                    fetched = queue.popleft().result()
+                    writer.seen(fetched)
+                    ahead(writer.lookahead())
+                    for unit in fetched:
+                        writer.add(unit)
+            finally:
+                for future in queue:
+                    future.cancel()
+                writer.flush()
         return summary
+
+    def _coverage(self, symbols: Sequence[str], timeframes: Sequence[Timeframe]
+                  ) -> dict[tuple[str, Timeframe], bar_store.Coverage]:
+        """What is stored of every unit, a few queries in all (a round trip per symbol would
+        cost more than its daily history's COPY)."""
+        stored: dict[tuple[str, Timeframe], bar_store.Coverage] = {}
+        with self.pool.connection() as conn:
+            for timeframe in timeframes:
+                for i in range(0, len(symbols), 1000):
+                    found = bar_store.coverage(conn, timeframe, symbols[i:i + 1000])
+                    stored.update({(s, timeframe): c for s, c in found.items()})
+        return stored
+
+    def _fetch_symbol(self, symbol: str, timeframes: Sequence[Timeframe], start: datetime,
+                      end: datetime, stored: dict[tuple[str, Timeframe], bar_store.Coverage]
+                      ) -> list[Fetched]:
+        """Every timeframe of ``symbol`` fetched (not written); failures inside the units."""
+        units = []
+        for timeframe in timeframes:
+            unit = Fetched(UnitResult(symbol, timeframe, ok=False), start, end)
+            if timeframe not in self.provider.capabilities.timeframes:
+                unit.derive = True  # from stored bars, once everything before is written
+            else:
+                try:
+                    unit.frames = self._fetch(unit.result, start, end,
+                                              stored.get((symbol, timeframe)))
+                except ProviderAuthError as exc:
+                    unit.result.error = _AUTH_PREFIX + str(exc)
+                except (ProviderError, NotFoundError, DataValidationError, StoreError) as exc:
+                    unit.result.error = f"{type(exc).__name__}: {exc}"
+            units.append(unit)
+        return units
 
     def load_unit(
         self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
@@ -218,24 +279,29 @@ class Loader:
         return result
 
     def _fetch_and_store(self, result: UnitResult, start: datetime, end: datetime) -> None:
+        with self.pool.connection() as conn:
+            stored = bar_store.coverage(conn, result.timeframe, [result.symbol])
+        frames = self._fetch(result, start, end, stored.get(result.symbol))
+        if frames:
+            with self.pool.connection() as conn:
+                written = bar_store.write_bars(conn, frames, self.provider.capabilities.name)
+            result.written = written.written
+
+    def _fetch(self, result: UnitResult, start: datetime, end: datetime,
+               stored: bar_store.Coverage | None) -> list[BarFrame]:
+        """The bars of the unit missing around ``stored`` (steps 1-4 of the module docstring)."""
         symbol, timeframe = result.symbol, result.timeframe
         end = min(end, complete_until(self.calendar, timeframe, self.clock.now()))
-        with self.pool.connection() as conn:
-            stored = bar_store.coverage(conn, timeframe, [symbol]).get(symbol)
         frames: list[BarFrame] = []
         for lo, hi in missing_ranges(start, end, stored):
-            fetched = self._fetch_with_retry(symbol, timeframe, lo, hi)
-            bars, issues = fetched
+            bars, issues = self._fetch_with_retry(symbol, timeframe, lo, hi)
             result.issues.extend(issues)
             if timeframe in INTRADAY:
                 bars = self._regular_session(bars, result)
             frames.append(bars)
             result.ranges.append((lo, hi))
             result.fetched += len(bars)
-        if frames:
-            with self.pool.connection() as conn:
-                written = bar_store.write_bars(conn, frames, self.provider.capabilities.name)
-            result.written = written.written
+        return frames
 
     def _fetch_with_retry(
         self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
@@ -283,9 +349,6 @@ class Loader:
         derived = derived.between(datetime_to_ns(start), datetime_to_ns(end))
         with self.pool.connection() as conn:
             return bar_store.write_bars(conn, [derived], f"derived:{base_tf.value}").written
-
-
-_AUTH_PREFIX = "ProviderAuthError: "
 
 
 def regular_session(calendar: MarketCalendar, bars: BarFrame) -> tuple[BarFrame, RowIssue | None]:

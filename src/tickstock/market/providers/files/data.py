@@ -94,14 +94,16 @@ def parse_bytes(
 def _fast_table(
     text: str, header: list[str], columns: dict[str, int]
 ) -> tuple[dict[str, npt.NDArray[Any]], npt.NDArray[np.int64]]:
-    as_text = {header[columns[k]]: object for k in ("ts", "symbol") if k in columns}
+    wanted = sorted(columns.values())  # only these are parsed (not Adj Close, say)
+    as_text = {i: object for k, i in columns.items() if k in ("ts", "symbol")}
     frame = pd.read_csv(io.StringIO(text), dtype=as_text, engine="c", skip_blank_lines=False,
-                        keep_default_na=False, na_values=[""], header=0)
-    if frame.shape[1] != len(header):
+                        keep_default_na=False, na_values=[""], header=None, skiprows=1,
+                        usecols=wanted)
+    if frame.shape[1] != len(wanted):
         raise ValueError("ragged")
     table: dict[str, npt.NDArray[Any]] = {}
     for key, index in columns.items():
-        col = frame.iloc[:, index]
+        col = frame[index]
         if key in ("ts", "symbol"):
             values = col.to_numpy(dtype=object)
             table[key] = np.where(pd.isna(values), "", values)
@@ -246,7 +248,10 @@ def _symbols(
     table: dict[str, npt.NDArray[Any]], symbol: str | None, n: int, source: str
 ) -> npt.NDArray[np.str_]:
     if "symbol" in table:
-        return np.char.upper(np.char.strip(np.asarray(table["symbol"], dtype=str)))
+        # normalise each distinct name once (a file usually names one symbol on every row)
+        distinct, index = np.unique(np.asarray(table["symbol"], dtype=str), return_inverse=True)
+        normal: npt.NDArray[np.str_] = np.char.upper(np.char.strip(distinct))
+        return normal[index]
     if symbol is None:
         raise DataValidationError(
             f"{source}: the file has no Name/Symbol column; give the symbol of its rows")
