@@ -65,10 +65,16 @@ class TalibCell:
 
     def warm_up(self, history: Sequence[FloatArray]) -> None:
         """Seed from ``history`` (one array per input); opens the handle if it is enough."""
-        self._handle = None
-        self._buffer = [list(map(float, arr)) for arr in history]
+        self._handle, self._buffer = None, None
         if history and len(history[0]):
-            self._try_open()
+            try:  # straight from the arrays: most warm-ups are long enough
+                self._handle = self._opener(
+                    *(np.asarray(a, dtype=np.float64) for a in history), **self._params
+                )
+                return
+            except InsufficientHistory:
+                pass
+        self._buffer = [list(map(float, arr)) for arr in history]
 
     def _try_open(self) -> tuple[float, ...] | None:
         assert self._buffer is not None
