@@ -28,11 +28,8 @@ import contextlib
 import logging
 import signal
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import redis
-from psycopg_pool import ConnectionPool
 
 from tickstock.bus.connection import connect
 from tickstock.bus.heartbeat import HeartbeatThread
@@ -41,20 +38,25 @@ from tickstock.contracts.state import HeartbeatState
 from tickstock.core.clock import LiveClock
 from tickstock.core.errors import ConfigurationError
 from tickstock.market.calendar import nyse
-from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
-from tickstock.market.replay.demo import DEMO_SPEED, DemoMarket
-from tickstock.ops import infra, metrics
+from tickstock.ops import infra
 from tickstock.ops.settings import Settings
-from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine
-from tickstock.pipeline.stream.engine import LiveEngine
-from tickstock.pipeline.stream.metrics import Health
-from tickstock.pipeline.stream.processor import LiveProcessor
-from tickstock.pipeline.stream.publisher import BusEventSink
-from tickstock.pipeline.stream.service import StreamConfig, StreamService
-from tickstock.pipeline.stream.sessions import SessionLookup
-from tickstock.pipeline.stream.storage import BarStore, DetectionStore
 from tickstock.store.db import create_pool
 from tickstock.store.runs import RunRepository
+
+if TYPE_CHECKING:
+    import redis
+    from psycopg_pool import ConnectionPool
+
+    from tickstock.market.providers.massive import MassiveProvider
+    from tickstock.market.replay.demo import DemoMarket
+    from tickstock.pipeline.stream.engine import LiveEngine
+    from tickstock.pipeline.stream.metrics import Health
+    from tickstock.pipeline.stream.processor import LiveProcessor
+    from tickstock.pipeline.stream.service import StreamService
+    from tickstock.pipeline.stream.sessions import SessionLookup
+
+# The provider client, pandas, TA-Lib and the web stack's metrics take seconds to import on a
+# busy machine: they are imported after the heartbeat is up, so the role is seen at once.
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +84,25 @@ def run(settings: Settings, instance: str, **options: Any) -> None:
     pool = create_pool(endpoints.postgres.url, min_size=1, max_size=4, name="stream")
     client = connect(endpoints.redis.url, name=instance)
     clock = LiveClock()
-    exporter = metrics.start_role_metrics(
-        settings, "stream", instance, database_url=endpoints.postgres.url,
-        redis_url=endpoints.redis.url, pool=pool, redis=client)
     heartbeat = HeartbeatThread(client, role="stream", instance=instance, clock=clock,
                                 interval_s=settings.heartbeat_interval_s,
                                 ttl_s=settings.heartbeat_ttl_s)
     heartbeat.start()  # visible at once, before the universe is known
     role = _Role(settings, instance, options, pool=pool, client=client, clock=clock,
                  heartbeat=heartbeat)
+    exporter = None
     try:
+        from tickstock.ops import metrics
+
+        exporter = metrics.start_role_metrics(
+            settings, "stream", instance, database_url=endpoints.postgres.url,
+            redis_url=endpoints.redis.url, pool=pool, redis=client)
         asyncio.run(role.main())
     finally:
         heartbeat.stop()
         role.close()
-        exporter.close()
+        if exporter is not None:
+            exporter.close()
         client.close()
         pool.close()
 
@@ -110,7 +116,6 @@ class _Role:
         self.settings, self.instance, self.options = settings, instance, options
         self.pool, self.client, self.clock, self.heartbeat = pool, client, clock, heartbeat
         self.calendar = nyse()
-        self.store = BarStore(pool)
         self.processor: LiveProcessor | None = None
         self.history: MassiveProvider | None = None
 
@@ -160,19 +165,31 @@ class _Role:
         return None
 
     def _demo_market(self, symbols: Sequence[str]) -> DemoMarket:
+        from tickstock.market.replay.demo import DEMO_SPEED, DemoMarket
+        from tickstock.pipeline.stream.storage import BarStore
+
+        store = BarStore(self.pool)
         last = self.calendar.last_complete_session(self.clock.now())
         first = self.calendar.previous_session(last.day)
         for _ in range(DEMO_SESSIONS - 2):
             first = self.calendar.previous_session(first.day)
-        daily = self.store.last_bars(symbols, Timeframe.DAY, 1)
+        daily = store.last_bars(symbols, Timeframe.DAY, 1)
         return DemoMarket(
             symbols, self.calendar.sessions(first.day, last.day),
-            after=self.store.last_minute(symbols),
+            after=store.last_minute(symbols),
             speed=float(self.options.get("demo_speed", DEMO_SPEED)),
             seed=self.settings.synthetic_seed,
             closes={s: bars[-1].close for s, bars in daily.items() if bars})
 
     def _service(self, symbols: tuple[str, ...], demo: DemoMarket | None) -> StreamService:
+        from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
+        from tickstock.pipeline.stream.processor import LiveProcessor
+        from tickstock.pipeline.stream.publisher import BusEventSink
+        from tickstock.pipeline.stream.service import StreamConfig, StreamService
+        from tickstock.pipeline.stream.sessions import SessionLookup
+        from tickstock.pipeline.stream.storage import BarStore, DetectionStore
+
+        store = BarStore(self.pool)
         if demo is not None:
             ws_url, rest_url, api_key = demo.ws_url, demo.rest_url, demo.api_key
         else:
@@ -181,7 +198,7 @@ class _Role:
             api_key = provider_key(self.settings, self.options.get("api_key"), ws_url)
         sessions = SessionLookup(self.calendar)
         self.processor = LiveProcessor(
-            writer=self.store, engine=live_engine(sessions), sessions=sessions,
+            writer=store, engine=live_engine(sessions), sessions=sessions,
             sink=BusEventSink(self.client, source=self.instance, clock=self.clock),
             detections=DetectionStore(self.pool),
             forming_events=bool(self.options.get(
@@ -199,7 +216,7 @@ class _Role:
         def on_health(health: Health) -> None:
             heartbeat.state = HEARTBEAT_STATES[health]
 
-        return StreamService(config, processor=self.processor, store=self.store,
+        return StreamService(config, processor=self.processor, store=store,
                              history=self.history, calendar=self.calendar, clock=self.clock,
                              instance=self.instance, on_health=on_health)
 
@@ -223,6 +240,8 @@ def demo_feed(settings: Settings, options: dict[str, Any]) -> bool:
 def live_engine(sessions: SessionLookup) -> LiveEngine:
     """The incremental engine the live bars are analysed with: the analysis package's, on the
     live set of indicators and patterns."""
+    from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine
+
     return AnalysisLiveEngine(sessions)
 
 
