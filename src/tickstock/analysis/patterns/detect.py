@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN, IntArray
-from tickstock.analysis.patterns import candles, signals
+from tickstock.analysis.patterns import candles, signal_detectors
 from tickstock.analysis.patterns.found import EMPTY, CandleHits, Found
 from tickstock.analysis.patterns.scoring import ROLE_SIGN, Scores, score
 from tickstock.analysis.spec import Columns, PatternSpec
@@ -110,7 +110,9 @@ def detect_frame(
         candles.detect(ps.candles, hits, frame.cols, frame.pos, ps.direction_table) if ps.candles else EMPTY
     )
     signal = (
-        signals.detect(ps.signals, len(ps.candles), frame.cols, frame.pos, reported) if ps.signals else EMPTY
+        signal_detectors.detect(ps.signals, len(ps.candles), frame.cols, frame.pos, reported)
+        if ps.signals
+        else EMPTY
     )
     found = _merge(candle, signal, len(ps.names))
     return found, score(found, ps.role_sign, frame.cols)
