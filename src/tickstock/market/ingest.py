@@ -104,6 +104,9 @@ class LoadOptions:
     #: Bars written per transaction by ``top_up`` (a commit per symbol would cost more than
     #: the COPY of a daily history).
     batch_bars: int = 100_000
+    #: ... or once the first unit of a batch has waited this long (progress reports follow
+    #: the commits).
+    batch_seconds: float = 2.0
 
 
 def complete_until(calendar: MarketCalendar, timeframe: Timeframe, now: datetime) -> datetime:

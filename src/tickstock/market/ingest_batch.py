@@ -48,6 +48,7 @@ class BatchWriter:
         self.on_result = on_result
         self.units: list[Fetched] = []
         self.rows = 0
+        self.since = 0.0  # clock.monotonic() when the first pending unit came
         self._symbols_seen = 0
         self._rows_seen = 0
 
@@ -76,8 +77,13 @@ class BatchWriter:
                 raise ProviderAuthError(result.error[len(AUTH_PREFIX):])
         else:
             self.units.append(unit)
+            if len(self.units) == 1:
+                self.since = self.loader.clock.monotonic()
             self.rows += unit.rows
-            if self.rows >= self.loader.options.batch_bars:
+            options = self.loader.options
+            # big enough to amortise the commit, or waited long enough: progress stays live
+            if self.rows >= options.batch_bars or (
+                    self.loader.clock.monotonic() - self.since >= options.batch_seconds):
                 self.flush()
 
     def flush(self) -> None:
