@@ -22,6 +22,7 @@ from tickstock.analysis import Bars, Result, batch
 from tickstock.analysis.outcomes import pattern_outcomes
 from tickstock.core.errors import DataValidationError
 from tickstock.store import analysis as repo
+from tickstock.store import analysis_screen as screens
 
 SYMBOLS = ("AAPL", "MSFT", "XOM", "JPM")
 TAIL = 300  # bars per symbol written in these tests (the table does not care how many)
@@ -173,7 +174,7 @@ def test_screen_matches_a_python_filter(conn: psycopg.Connection[Any], shared_da
     repo.write_indicator_values(conn, "day", res, since=repo.ns_to_datetime(last))
     _store_last_bars(conn, universe)
 
-    hits = repo.screen(conn, "day", ["rsi_14 < 45", "close > sma_200"])
+    hits = screens.screen(conn, "day", ["rsi_14 < 45", "close > sma_200"])
     want = sorted(
         r.symbol
         for r in res
@@ -184,9 +185,9 @@ def test_screen_matches_a_python_filter(conn: psycopg.Connection[Any], shared_da
     assert [h.symbol for h in hits] == want and want
     assert all(h.values["close"] > h.values["sma_200"] for h in hits)
 
-    crossed = repo.screen(
-        conn, "day", [repo.Condition("macd_12_26_9.macd", ">", "macd_12_26_9.signal"),
-                      repo.Condition.parse("adx_14 >= 25")],
+    crossed = screens.screen(
+        conn, "day", [screens.Condition("macd_12_26_9.macd", ">", "macd_12_26_9.signal"),
+                      screens.Condition.parse("adx_14 >= 25")],
     )  # fmt: skip
     want = sorted(
         r.symbol
@@ -197,9 +198,9 @@ def test_screen_matches_a_python_filter(conn: psycopg.Connection[Any], shared_da
     )
     assert [h.symbol for h in crossed] == want
     with pytest.raises(DataValidationError, match="expected 'name op value'"):
-        repo.screen(conn, "day", ["rsi_14; drop table bars < 3"])
+        screens.screen(conn, "day", ["rsi_14; drop table bars < 3"])
     with pytest.raises(DataValidationError, match="not an indicator"):
-        repo.screen(conn, "day", [repo.Condition("rsi_14; drop table bars", "<", 3.0)])
+        screens.screen(conn, "day", [screens.Condition("rsi_14; drop table bars", "<", 3.0)])
 
 
 def test_screen_reads_indexes_over_thousands_of_symbols(conn: psycopg.Connection[Any]) -> None:
@@ -227,7 +228,7 @@ def test_screen_reads_indexes_over_thousands_of_symbols(conn: psycopg.Connection
     )
     assert "indicator_latest_screen" in plan and "Seq Scan" not in plan, plan
     started = datetime.now().astimezone()
-    hits = repo.screen(conn, "day", ["rsi_14 < 5", "rsi_14 > sma_200"])
+    hits = screens.screen(conn, "day", ["rsi_14 < 5", "rsi_14 > sma_200"])
     elapsed = datetime.now().astimezone() - started
     assert all(h.values["rsi_14"] < 5 for h in hits)
     print(f"screen over {n} symbols: {elapsed.total_seconds() * 1000:.1f} ms, {len(hits)} hits")
