@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import redis
 from psycopg_pool import ConnectionPool
+from tests.market.massive_standin import RunningStandIn, StandIn
+from tests.market.test_massive import as_massive, real_rows
 
 from tickstock.bus.connection import connect
 from tickstock.bus.submit import submit_job
@@ -35,6 +37,7 @@ from tickstock.market.calendar import MarketCalendar, nyse
 from tickstock.market.ingest import LoadOptions
 from tickstock.market.providers import FetchResult, Provider
 from tickstock.market.providers.files import FilesConfig, FilesProvider
+from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
 from tickstock.market.providers.synthetic import SyntheticConfig, SyntheticProvider
 from tickstock.market.universes import BUILTIN_DIR
 from tickstock.pipeline.jobs.data_load import DataLoadJobs, retry_failed_job
@@ -86,12 +89,12 @@ Run = Callable[..., JobRecord]
 def run_job(pool: ConnectionPool, client: redis.Redis, calendar: MarketCalendar) -> Run:
     """Submit ``job`` as the web app would and drain it with a real worker whose provider is
     ``provider``; the job's final record."""
-    def run(job: Job, provider: Provider) -> JobRecord:
+    def run(job: Job, provider: Provider, options: LoadOptions | None = None) -> JobRecord:
         def providers(name: ProviderName | None) -> Provider:
             return provider
 
         jobs = DataLoadJobs(providers=providers, calendar=calendar,
-                            options=LoadOptions(attempts=1))
+                            options=options or LoadOptions(attempts=1))
         worker = Worker(name="w-data", client=client, pool=pool, clock=LiveClock(),
                         handlers=jobs.handlers(), options=WorkerOptions(block_ms=50))
         envelope = submit_job(client, job, source="test")
@@ -325,3 +328,30 @@ def test_file_import_reports_bad_rows_and_refuses_bad_files(
     assert "wrong column layout, missing ts, open" in (failed.error or "")
     assert _snapshot(pool) == before
 
+
+
+def test_massive_job_through_the_stand_in(
+        run_job: Run, pool: ConnectionPool, shared_data: Path, calendar: MarketCalendar) -> None:
+    """The real ``massive`` client against the local stand-in: paged answers, one 429, one
+    500, then an auth failure, all through the worker."""
+    server = StandIn(shared_data / "massive", page_size=100)
+    symbols = ("AAPL", "MSFT", "IBM")
+    for symbol in symbols:
+        server.bars[(symbol, "1/day")] = as_massive(real_rows(shared_data, symbol))
+    start, end = datetime(2017, 1, 1, tzinfo=UTC), datetime(2018, 1, 1, tzinfo=UTC)
+    job = HistoricalLoad(symbols=symbols, start=start, end=end)
+    with RunningStandIn(server) as standin:
+        standin.fail_next("/v2/aggs/ticker/AAPL", 429)
+        standin.fail_next("/v2/aggs/ticker/MSFT", 500)
+        massive = MassiveProvider(calendar, MassiveConfig("test-key", standin.base_url))
+        record = run_job(job, massive, LoadOptions(attempts=3, backoff_s=0.1))
+        statuses = [status for _, status in standin.requests]
+        refused = run_job(job.model_copy(update={"symbols": ("IBM", "GE")}),
+                          MassiveProvider(calendar, MassiveConfig("wrong", standin.base_url)))
+    assert (record.status, record.processed, record.failed) == (JobStatus.COMPLETED, 3, 0)
+    assert statuses.count(429) == 1 and statuses.count(500) == 1
+    stored = _stored(pool)
+    assert {s: stored[s] for s in symbols} == {s: real_rows(shared_data, s) for s in symbols}
+    assert refused.status is JobStatus.FAILED
+    assert "MASSIVE_API_KEY" in (refused.error or "") and "401" in (refused.error or "")
+    assert "GE" not in stored
