@@ -214,16 +214,17 @@ def test_every_page_renders(page: Page, server: Server, web_deps: WebDeps,
     screenshot(page, "login")
     sign_in(page, server.url, *ADMIN)
     page.wait_for_function("document.querySelector('#b-adv').textContent !== '—'")
+    page.wait_for_function("Number(document.body.dataset.subscribed || 0) >= 1")
     page.select_option("#universe", UNIVERSE)
     page.wait_for_function("document.querySelector('#b-adv').textContent !== '—' && "
                            "document.querySelectorAll('#gainers tr').length > 0")
     breadth = sum(int(page.inner_text(s)) for s in ("#b-adv", "#b-dec", "#b-unch"))
     assert breadth == len(SYMBOLS)
     # The live feed under filters: only the bearish detection of the chosen universe arrives.
-    page.wait_for_function("Number(document.body.dataset.subscribed || 0) >= 1")
-    acks = int(page.evaluate("document.body.dataset.subscribed"))
+    # Acknowledged subscriptions: the page's first, the universe's, then the direction's.
+    page.wait_for_function("Number(document.body.dataset.subscribed || 0) >= 2")
     page.select_option("#f-direction", "bearish")
-    page.wait_for_function(f"Number(document.body.dataset.subscribed) > {acks}")
+    page.wait_for_function("Number(document.body.dataset.subscribed) >= 3")
     bus = EventPublisher(web_deps.redis, source="stream-test")
     when = datetime(2017, 12, 6, tzinfo=UTC)
     for symbol, pattern, direction in (("AAPL", "live_bull", "bullish"),

@@ -8,18 +8,25 @@ document.addEventListener("DOMContentLoaded", () => {
     direction: $("f-direction").value || null, timeframe: $("f-timeframe").value || null,
     min_confidence: parseFloat($("f-conf").value || "0") || 0 });
 
-  const item = (d, fresh) => `<div class="feed-item${fresh ? " new" : ""}" data-symbol="${esc(d.symbol)}">
+  const item = (d, fresh) => `<div class="feed-item${fresh ? " new" : ""}" data-symbol="${esc(d.symbol)}" data-gen="${generation}">
     <a href="/symbols/${encodeURIComponent(d.symbol)}"><strong>${esc(d.symbol)}</strong></a>
     <span class="pill ${esc(d.direction)}">${esc(d.direction)}</span>
     <span>${esc(d.pattern)} <span class="muted small">· ${esc(d.timeframe)} · ${fmtTime(d.ts)}</span></span>
     <span class="num">${fmtNum((d.confidence || 0) * 100, 0)}%</span></div>`;
 
+  // Each filter change starts a generation: live items that arrive while its stored detections
+  // load are kept on top of them; items of an older generation (older filters) are replaced.
+  let generation = 0;
   async function loadFeed() {
+    const gen = ++generation;
     const f = filters(); const q = new URLSearchParams({ limit: "60", min_confidence: String(f.min_confidence) });
     ["universe", "pattern", "direction", "timeframe"].forEach((k) => { if (f[k]) q.set(k, f[k]); });
     try {
       const res = await api("GET", `/api/patterns?${q}`);
+      if (gen !== generation) return; // a newer filter change owns the feed now
+      const arrived = [...$("feed").querySelectorAll(`.feed-item.new[data-gen="${gen}"]`)];
       $("feed").innerHTML = res.detections.length ? res.detections.map((d) => item(d, false)).join("") : '<p class="empty" id="feed-empty">No detections match.</p>';
+      if (arrived.length) { $("feed-empty")?.remove(); $("feed").prepend(...arrived); }
     } catch (e) { toast(`Detections: ${e.message}`, "error"); }
   }
 
