@@ -42,7 +42,8 @@ from tickstock.contracts.state import DeadLetter
 from tickstock.core.clock import Clock
 from tickstock.core.errors import NotFoundError
 from tickstock.market.calendar import MarketCalendar
-from tickstock.pipeline.daily.orchestrator import DailyRun, RunRequest, StartResult
+from tickstock.pipeline.daily.model import RunRequest, StartResult
+from tickstock.pipeline.daily.orchestrator import DailyRun
 from tickstock.pipeline.scheduler import next_run_at
 from tickstock.store.runs import RunRepository
 from tickstock.store.schedule import ScheduleRepository

@@ -25,7 +25,8 @@ from tickstock.market.calendar import MarketCalendar
 from tickstock.market.providers.base import Provider
 from tickstock.pipeline.commands import CommandHandlers
 from tickstock.pipeline.daily.busio import RedisRunBus
-from tickstock.pipeline.daily.orchestrator import DailyRun, PhaseSetup, PhaseStep
+from tickstock.pipeline.daily.model import PhaseSetup, PhaseStep
+from tickstock.pipeline.daily.orchestrator import DailyRun
 from tickstock.pipeline.daily.steps.analysis import AnalysisStep
 from tickstock.pipeline.daily.steps.importer import TopUpImporter
 from tickstock.pipeline.daily.steps.outcomes import OutcomeRefresh

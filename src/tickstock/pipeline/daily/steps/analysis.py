@@ -27,7 +27,7 @@ from tickstock.analysis.registry import DEFAULT_INDICATORS, DEFAULT_PATTERNS
 from tickstock.analysis.results import Result
 from tickstock.analysis.spec import Spec
 from tickstock.core.errors import DataValidationError
-from tickstock.pipeline.daily.orchestrator import BatchOutcome, BatchWork
+from tickstock.pipeline.daily.model import BatchOutcome, BatchWork
 from tickstock.pipeline.daily.steps import tails as io
 
 log = logging.getLogger(__name__)

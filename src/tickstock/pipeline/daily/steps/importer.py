@@ -37,7 +37,7 @@ from tickstock.market.ingest import (
     missing_ranges,
 )
 from tickstock.market.providers.base import Provider
-from tickstock.pipeline.daily.orchestrator import BatchOutcome, BatchWork
+from tickstock.pipeline.daily.model import BatchOutcome, BatchWork
 from tickstock.store.bars import coverage, write_bars
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from psycopg_pool import ConnectionPool
 
-from tickstock.pipeline.daily.orchestrator import BatchOutcome, BatchWork
+from tickstock.pipeline.daily.model import BatchOutcome, BatchWork
 
 HORIZONS = (1, 5, 20)
 
