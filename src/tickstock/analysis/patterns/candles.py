@@ -17,6 +17,8 @@ key levels). The strength is ``|TA-Lib output| / 200`` (80 -> 0.4, 100 -> 0.5, 2
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import talib
 from numpy.typing import NDArray
@@ -129,11 +131,9 @@ def all_candles() -> tuple[PatternSpec, ...]:
     return tuple(candle(f) for f in functions)
 
 
-def batch_raw(spec: PatternSpec, cols: Columns) -> NDArray[np.int32]:
-    """TA-Lib's raw output of a candlestick spec over a history."""
-    fn = getattr(talib, spec.talib_function)
-    out: NDArray[np.int32] = fn(*(cols[name] for name in CANDLE_INPUTS))
-    return out
+def functions(specs: tuple[PatternSpec, ...]) -> tuple[Callable[..., NDArray[np.int32]], ...]:
+    """The TA-Lib Function API of each candlestick spec (called with open, high, low, close)."""
+    return tuple(getattr(talib, spec.talib_function) for spec in specs)
 
 
 def _span_extreme(

@@ -36,6 +36,7 @@ class PatternSet:
         self.names = tuple(p.name for p in ordered)
         self.role_sign = np.array([ROLE_SIGN[p.role] for p in ordered], dtype=np.int64)
         self.direction_table = candles.direction_table(self.candles)
+        self.candle_functions = candles.functions(self.candles)
         #: The columns the detectors and the scoring read (a frame carries just these).
         self.columns = tuple(
             dict.fromkeys((OPEN, HIGH, LOW, CLOSE, *(c for p in ordered for c in p.requires)))
@@ -66,7 +67,8 @@ def candle_hits(ps: PatternSet, cols: Columns, buffer: NDArray[np.int32] | None 
     size = count * n
     buf = buffer if buffer is not None and buffer.shape[0] >= size else np.empty(size, np.int32)
     raw = buf[:size].reshape(count, n)  # [pattern, bar]
-    np.stack([candles.batch_raw(spec, cols) for spec in ps.candles], out=raw)
+    o, h, lo, c = (cols[name] for name in candles.CANDLE_INPUTS)
+    np.stack([fn(o, h, lo, c) for fn in ps.candle_functions], out=raw)
     pattern, index = np.divmod(np.flatnonzero(raw != 0), n)
     key = index * count + pattern
     key.sort()  # bar-major: the order detections are reported in
