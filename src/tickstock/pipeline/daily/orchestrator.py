@@ -10,12 +10,13 @@ its batches; any worker may take any step, so the run survives any one process.
    publish one ``batch.run_phase`` per batch on the batches stream (consumer group shared by
    every worker), mark them published; emit ``run.phase_started``.
 3. Batch (``DailyRun.handle_batch``, registered with the worker by
-   ``pipeline/daily/handlers.py``): claim it (``store/runs.claim_batch``: skipped when already
-   done, when the run is no longer running, or when a live worker holds it), run the phase's
-   step on its symbols (``pipeline/daily/steps/``: import → ``importer.py``, indicators →
-   ``indicators.py``, patterns → ``patterns.py``, outcomes → ``outcomes.py``), record per-symbol
-   import failures (``import_failures``), complete the batch and add its counts to phase and run
-   in one transaction (``store/runs.complete_batch``); emit ``run.phase_progress`` and
+   ``pipeline/daily/wiring.py``): claim it (``store/runs.claim_batch``: skipped when already
+   done or when the run is no longer running; left pending on the bus while another worker
+   holds it, so it comes back if that worker died), run the phase's step on its symbols
+   (``pipeline/daily/steps/``: import → ``importer.py``, indicators and patterns →
+   ``analysis.py``, outcomes → ``outcomes.py``), record per-symbol import failures
+   (``import_failures``), complete the batch and add its counts to phase and run in one
+   transaction (``store/runs.complete_batch``); emit ``run.phase_progress`` and
    ``run.progress``.
 4. Phase end (``DailyRun._advance``, by whichever worker completed the last batch): the next
    phase goes to step 2; after the last, the run is finished (``run.completed``, or
