@@ -34,6 +34,7 @@ from tickstock.contracts.events import (
 from tickstock.contracts.jobs import HistoricalLoad
 from tickstock.contracts.state import Heartbeat
 from tickstock.core.clock import LiveClock
+from tickstock.core.timeutil import NEW_YORK
 from tickstock.web.config import WebDeps
 
 from .browser import chromium, screenshot, sign_in
@@ -102,6 +103,22 @@ def test_daily_run_progress_moves_to_completion_without_reload(
         screenshot(page, "admin-daily-processing-running")
         page.wait_for_function("document.body.dataset.runStatus === 'completed'",
                                timeout=120_000)
+        # The schedule panel: a refused change is reported on the page, an accepted one shows
+        # its next run (both answered by the workers, pushed back without reload).
+        page.check("#sched-enabled")
+        page.fill("#sched-time", "09:00")
+        page.select_option("#sched-universes", "daily8")
+        page.click("#schedule-form button[type=submit]")
+        page.wait_for_selector("#alerts .alert:has-text('before the 16:00 close')")
+        page.fill("#sched-time", "16:30")
+        page.click("#schedule-form button[type=submit]")
+        page.wait_for_function("document.querySelector('#sched-next').textContent"
+                               ".includes('updated by alice_admin')")
+        next_run = page.inner_text("#sched-next")  # "Next run: 2026-12-01 21:30:00 UTC · ..."
+        shown = datetime.fromisoformat(next_run.split("Next run: ")[1][:19] + "+00:00")
+        in_new_york = shown.astimezone(NEW_YORK)
+        assert (in_new_york.hour, in_new_york.minute) == (16, 30), next_run
+        assert in_new_york > datetime.now(UTC)
     commands = [e for e in _stream(web_deps, names.COMMANDS_STREAM)
                 if isinstance(e.data, TriggerDailyProcessing)]
     assert len(commands) == 1 and commands[0].data.requested_by == ADMIN[0]
