@@ -68,3 +68,23 @@ def test_triggered_run_is_followed_through_the_api(anon: httpx.Client, web_deps:
         "command.retry_failed_imports")
     # Cancelling when nothing runs is a conflict, not a queued no-op.
     assert anon.post("/api/processing/daily/cancel", json={}).status_code == 409
+
+
+def test_active_run_is_cancelled_through_the_api(anon: httpx.Client, web_deps: WebDeps,
+                                                 shared_data: Path) -> None:
+    seed_universe(web_deps.pool, "api40", real_symbols(shared_data, 40))
+    anon.headers.update(_token(web_deps))
+    with daily_workers(web_deps.pool, web_deps.redis, shared_data, batch_size=1):
+        run_id = anon.post("/api/processing/daily/trigger",
+                           json={"universes": ["api40"]}).json()["run_id"]
+        deadline = time.monotonic() + 60
+        while anon.get(f"/api/processing/daily/runs/{run_id}").status_code == 404:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        res = anon.post("/api/processing/daily/cancel", json={})  # the active run
+        assert res.status_code == 202 and res.json()["run_id"] == run_id
+        run = _until_done(anon, run_id)
+    assert run["status"] == "cancelled", run
+    assert run["symbols_processed"] < 40
+    history = anon.get("/api/processing/daily/history").json()["runs"]
+    assert [(r["run_id"], r["status"]) for r in history] == [(run_id, "cancelled")]
