@@ -54,3 +54,15 @@ def test_unexpected_failure_is_json_500(app: FastAPI) -> None:
     assert res.status_code == 500
     assert res.json() == {"error": "error", "message": "internal error: the failure is logged",
                           "details": []}
+
+
+def test_metrics_count_requests_by_route_template(admin_client: tuple[httpx.Client, str]) -> None:
+    client, _ = admin_client
+    client.get("/api/bars/AAPL")
+    client.get("/api/bars/MSFT")
+    client.get("/api/jobs/nope")
+    text = client.get("/metrics").text
+    assert ('tickstock_web_http_requests_total{method="GET",route="/api/bars/{symbol}",'
+            'status="200"} 2.0') in text
+    assert 'route="/api/jobs/{job_id}",status="404"' in text
+    assert "/api/bars/AAPL" not in text  # raw paths would make unbounded label sets

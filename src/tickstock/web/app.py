@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from tickstock.web import errors
 from tickstock.web.config import WebDeps
-from tickstock.web.metrics import create_metrics, http_middleware
+from tickstock.web.metrics import MetricsMiddleware, create_metrics
 from tickstock.web.rendering import create_templates
 from tickstock.web.routers import auth
 
@@ -62,7 +62,6 @@ def create_app(deps: WebDeps) -> FastAPI:
     app.state.hub = hub
     app.state.templates = create_templates()
 
-    app.middleware("http")(http_middleware(metrics))
     app.add_middleware(
         SessionMiddleware,
         secret_key=deps.config.secret_key,
@@ -71,6 +70,7 @@ def create_app(deps: WebDeps) -> FastAPI:
         same_site="lax",
         https_only=deps.config.secure_cookies,
     )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times everything
     errors.install(app)
     for router in _routers():
         app.include_router(router)
