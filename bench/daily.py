@@ -4,9 +4,10 @@ The update is what runs every evening: one new session for every symbol, all fou
 (data import → indicators → patterns → outcome statistics), through the bus, executed by worker
 processes that share the batches (consumer group) — once with 1 worker process, once with 2.
 
-Setup (not timed): a scratch database and Redis; every symbol gets ``HISTORY`` sessions of bars
-from the synthetic market, and its indicators and patterns are marked computed up to the last
-of them (``analysis_watermarks``), as after the previous evening's run. The run with 1 worker
+Setup (not timed): a scratch database and a private redis-server; every symbol gets
+``HISTORY`` sessions of bars from the synthetic market, and its indicators and patterns are
+marked computed up to the last of them (``analysis_watermarks``), as after the previous
+evening's run. The run with 1 worker
 adds session D, the run with 2 workers session D+1: the same work each time.
 
 Baseline measured in the same run: the bare TA-Lib time of the indicator phase's work — every
@@ -20,9 +21,11 @@ of the indicator phase (1 worker) to that baseline. Last line: symbols/s with 2 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import multiprocessing as mp
+import shutil
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -33,15 +36,12 @@ from multiprocessing.synchronize import Event as EventType
 
 import psycopg
 
-from common import report, scratch_database, scratch_redis
+from common import report, scratch_database
 from tickstock.contracts.common import Timeframe
 from tickstock.core.clock import LiveClock
 from tickstock.core.timeutil import NEW_YORK, session_day_start_utc
 from tickstock.market.calendar import nyse
 
-#: Redis databases the test sessions lock (tests/conftest.py); the bench takes a free one the
-#: same way, because the shared scratch database 15 is flushed by other benchmarks mid-run.
-REDIS_LOCKS = "/tmp/tickstock-test-redis-{}.lock"
 HISTORY = 600  # sessions per symbol: more than the tail the analysis phases read (2 x 252 + 64)
 FIRST_RUN_SESSION = date(2024, 6, 3)
 TARGET = 1000.0
@@ -59,21 +59,35 @@ class ShiftedClock(LiveClock):
 
 @contextmanager
 def private_redis() -> Iterator[str]:
-    """A Redis logical database no test session or other benchmark uses meanwhile."""
-    for index in range(14, 0, -1):
-        lock = open(REDIS_LOCKS.format(index), "w")  # noqa: SIM115 -- held for the whole run
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        try:
-            with scratch_redis(index) as url:
-                yield url
-        finally:
-            lock.close()
-        return
-    raise SystemExit("every Redis test database is locked by a test session; retry later")
+    """A redis-server of the bench's own on a free port: the shared server's scratch database
+    was flushed (or the server restarted) by other sessions mid-run, twice."""
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not on PATH; the daily bench starts its own")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"redis-server on port {port} did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
 
 
 def evening(session: date) -> datetime:
