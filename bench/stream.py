@@ -41,6 +41,7 @@ from tickstock.pipeline.stream.bars import MINUTE, LiveBar
 from tickstock.pipeline.stream.feed import Backoff
 from tickstock.pipeline.stream.processor import LiveProcessor
 from tickstock.pipeline.stream.publisher import BusEventSink
+from tickstock.pipeline.stream.rollup import Rollup
 from tickstock.pipeline.stream.service import StreamConfig, StreamService
 from tickstock.pipeline.stream.sessions import SessionLookup
 from tickstock.pipeline.stream.storage import BarStore
@@ -96,8 +97,10 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
     await loop.run_in_executor(None, from_subscriber.recv)  # subscriber ready
     pool = create_pool(db_dsn, max_size=4)
     started = time.perf_counter()
-    BarStore(pool).upsert([_minute(b) for f in frames(args.symbols, args.warm) for b in f.bars()])
-    print(f"stored {args.warm} minutes of history in {time.perf_counter() - started:.1f} s")
+    history = _history(frames(args.symbols, args.warm))
+    BarStore(pool).upsert(history)
+    print(f"stored {args.warm} minutes of history ({len(history)} bars with the derived ones) "
+          f"in {time.perf_counter() - started:.1f} s")
     client = connect(redis_url, name="bench-stream")
     service = _service(pool, client, ws_url, rest_url, args.symbols)
     stop = asyncio.Event()
@@ -165,9 +168,18 @@ def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int) -> 
         history=MassiveProvider(nyse(), MassiveConfig("bench-key", rest_url, retries=0)))
 
 
-def _minute(bar: Any) -> LiveBar:
-    return LiveBar(bar.symbol, Timeframe.MIN1, bar.start, bar.start + MINUTE, bar.open, bar.high,
-                   bar.low, bar.close, bar.volume, bar.vwap, bar.trades)
+def _history(played: list[Any]) -> list[LiveBar]:
+    """The minutes of ``played`` and the derived bars they complete (as a running role would
+    have stored them), so the warm-up starts every timeframe's state as after a restart."""
+    rollup = Rollup(SessionLookup(nyse()))
+    bars: list[LiveBar] = []
+    for frame in played:
+        for b in frame.bars():
+            minute = LiveBar(b.symbol, Timeframe.MIN1, b.start, b.start + MINUTE, b.open, b.high,
+                             b.low, b.close, b.volume, b.vwap, b.trades)
+            bars.append(minute)
+            bars.extend(rollup.add(minute))
+    return bars
 
 
 async def _arrival(loop: asyncio.AbstractEventLoop, conn: Any,
