@@ -111,6 +111,7 @@ def test_load_inline_tops_up_and_reports(env: Path, pool: ConnectionPool) -> Non
     usage = run("load", "AAA", "--universe", "dow30")
     assert usage.exit_code == 2 and "exactly one of SYMBOLS, --universe and --file" in usage.output
     assert "--timeframes: Input should be '1min'" in run("load", "AAA", "--timeframes", "daily").output
+    assert "historical-load: SYMBOLS: String should match" in run("load", "B@D").output
 
 
 def test_load_file_and_retry_failed(env: Path, pool: ConnectionPool, shared_data: Path,

@@ -108,8 +108,11 @@ def _job(symbols: tuple[str, ...], *, universe: str | None, path: Path | None, s
     timeframes = timeframes or "day"
     kind = ("universe-seed" if seed else "multi-timeframe-load" if "," in timeframes
             else "historical-load")
-    return build_job(kind, symbols=",".join(symbols) or None, universe=universe,
-                     timeframes=timeframes, **rest)
+    try:
+        return build_job(kind, symbols=",".join(symbols) or None, universe=universe,
+                         timeframes=timeframes, **rest)
+    except click.UsageError as exc:  # here the symbols are arguments, not --symbols
+        raise click.UsageError(exc.message.replace("--symbols", "SYMBOLS")) from None
 
 
 def _retry_job(job_id: str) -> Job:
