@@ -45,7 +45,8 @@ SERVICE_SCAN_S = 1.0
 
 @dataclass(frozen=True, slots=True)
 class LiveMessage:
-    """An event as browsers receive it, serialised once."""
+    """An event as browsers receive it, serialised once; ``key`` and ``epoch`` are computed
+    once too, not once per browser."""
 
     id: str
     topic: str
@@ -53,6 +54,8 @@ class LiveMessage:
     data: dict[str, Any]
     ts: datetime
     text: str
+    key: tuple[int, int] = (0, 0)
+    epoch: float = 0.0
 
 
 def to_live_message(entry_id: str, raw: bytes | str) -> LiveMessage:
@@ -62,7 +65,8 @@ def to_live_message(entry_id: str, raw: bytes | str) -> LiveMessage:
     body = {"kind": "event", "id": entry_id, "type": env.type, "ts": env.ts.isoformat(),
             "source": env.source, "correlation_id": env.correlation_id, "data": data}
     return LiveMessage(entry_id, env.type.split(".", 1)[0], env.correlation_id, data, env.ts,
-                       json.dumps(body, separators=(",", ":")))
+                       json.dumps(body, separators=(",", ":")), stream_id_key(entry_id),
+                       env.ts.timestamp())
 
 
 def resync_text(reason: str, last_id: str | None) -> str:
@@ -104,7 +108,7 @@ class Client:
         last_id = item.id if isinstance(item, LiveMessage) else None
         self.queue.put_nowait(resync_text("slow-consumer", last_id))
         if isinstance(item, LiveMessage):
-            self.sent_upto = max(self.sent_upto, stream_id_key(item.id))
+            self.sent_upto = max(self.sent_upto, item.key)
 
 
 class LiveHub:
@@ -216,9 +220,8 @@ class LiveHub:
         elif last_id is not None:
             client.sent_upto = max(client.sent_upto, stream_id_key(last_id))
         for msg in [*missed, *buffered]:
-            key = stream_id_key(msg.id)
-            if key > client.sent_upto and client.accepts(msg):
-                client.sent_upto = key
+            if msg.key > client.sent_upto and client.accepts(msg):
+                client.sent_upto = msg.key
                 client.offer(msg, self._metrics)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -269,11 +272,9 @@ class LiveHub:
                         client.catching_up.append(msg)
                     else:
                         client.catch_up_overflow = True
-                elif client.accepts(msg):
-                    key = stream_id_key(msg.id)
-                    if key > client.sent_upto:
-                        client.sent_upto = key
-                        client.offer(msg, self._metrics)
+                elif msg.key > client.sent_upto and client.accepts(msg):
+                    client.sent_upto = msg.key
+                    client.offer(msg, self._metrics)
 
 
 def _text(value: bytes | str) -> str:

@@ -21,7 +21,6 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from tickstock.core.errors import NotFoundError
-from tickstock.core.timeutil import utc
 from tickstock.web.live import Client, LiveHub, LiveMessage
 from tickstock.web.live_filters import ADMIN_TOPICS, Matcher, Subscribe
 from tickstock.web.metrics import WebMetrics
@@ -120,7 +119,7 @@ async def _write(ws: WebSocket, client: Client, metrics: WebMetrics) -> None:
         item = await client.queue.get()
         if isinstance(item, LiveMessage):
             await ws.send_text(item.text)
-            lag = time.time() - utc(item.ts).timestamp()
+            lag = time.time() - item.epoch
             metrics.push_latency.observe(max(0.0, lag))
         else:
             await ws.send_text(item)
