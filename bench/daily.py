@@ -195,6 +195,9 @@ def timed_run(dsn: str, redis_url: str, session: date, workers: int) -> tuple[fl
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT phase, extract(epoch FROM completed_at - started_at) FROM "
                             "processing_run_phases WHERE run_id = %s", (run_id,)).fetchall()
+        shares = conn.execute("SELECT worker, count(*) FROM processing_batches WHERE run_id = %s"
+                              " GROUP BY 1 ORDER BY 1", (run_id,)).fetchall()
+    print(f"  batches per worker: {', '.join(f'{w}: {n}' for w, n in shares)}", flush=True)
     # Phase times come from the workers' clocks, each shifted on its own start: within ms.
     return wall, {str(p): max(float(s), 0.0) for p, s in rows}
 
