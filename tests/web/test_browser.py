@@ -266,6 +266,9 @@ def test_every_page_renders(page: Page, server: Server, web_deps: WebDeps,
     page.wait_for_load_state("networkidle")
     screenshot(page, "admin-users")
     assert page.locator(f"tr[data-user='{USER[0]}']").count() == 1
+    page.goto(f"{server.url}/docs")  # Swagger UI from local files: works with no network
+    page.wait_for_selector(".swagger-ui .opblock-summary-path:has-text('/api/processing/daily/status')")
+    screenshot(page, "api-docs")
 
 
 def test_services_page_shows_instances_health_errors_and_dead_letters_live(

@@ -54,7 +54,7 @@ def create_app(deps: WebDeps) -> FastAPI:
         version=deps.config.version,
         description=API_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by the system router from local files, not a CDN
         redoc_url=None,
     )
     app.state.deps = deps
