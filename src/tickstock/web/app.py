@@ -73,7 +73,7 @@ def create_app(deps: WebDeps) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times everything
     errors.install(app)
     for router in _routers():
-        app.include_router(router)
+        app.include_router(router, responses=errors.ERROR_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import psycopg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -32,6 +33,22 @@ log = logging.getLogger(__name__)
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid",
           429: "too_many_requests", 503: "unavailable"}
+
+
+class ErrorBody(BaseModel):
+    """What every error response of the API carries."""
+
+    error: str = Field(examples=["invalid"], description="Short code of the kind of error.")
+    message: str = Field(description="What went wrong and what to do about it.")
+    details: list[Any] = Field(default_factory=list,
+                               description="Per-field problems of an invalid request.")
+
+
+#: Documented on every API route, so /docs shows the body errors really have.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in (
+        (401, "Not signed in and no API token"), (403, "Not allowed (role or CSRF token)"),
+        (422, "The request is invalid; details name the fields"))}
 
 
 def error_body(status: int, message: str, details: list[Any] | None = None) -> dict[str, Any]:
