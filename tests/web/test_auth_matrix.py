@@ -243,7 +243,7 @@ async def _ws_first(server: Server, cookie: str | None, sub: dict[str, Any]) -> 
         assert hello["kind"] == "hello"
         await ws.send(json.dumps(sub))
         try:
-            reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 1.5))
+            reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 15))
         except TimeoutError:
             reply = {"kind": "silent"}
         return reply
