@@ -136,21 +136,19 @@ def functions(specs: tuple[PatternSpec, ...]) -> tuple[Callable[..., NDArray[np.
     return tuple(getattr(talib, spec.talib_function) for spec in specs)
 
 
-def _span_extreme(
-    values: FloatArray, index: NDArray[np.int64], span: NDArray[np.int64], pos: IntArray, high: bool
-) -> FloatArray:
-    """The highest (lowest) of ``values`` over the ``span`` rows ending at each ``index``,
-    never reaching before the start of the row's segment (``pos`` rows back)."""
-    out = values[index]
-    reach = np.minimum(span - 1, pos[index])
-    multi = np.flatnonzero(reach)  # most hits are one-candle patterns: nothing to reach
-    if multi.shape[0]:
-        idx, rch = index[multi], reach[multi]
-        ext = values[idx]
-        for k in range(1, int(rch.max()) + 1):
-            other = values[np.where(rch >= k, idx - k, idx)]
-            ext = np.maximum(ext, other) if high else np.minimum(ext, other)
-        out[multi] = ext
+def span_extremes(values: FloatArray, pos: IntArray, spans: int, high: bool) -> FloatArray:
+    """``out[k - 1, i]``: the highest (lowest) of ``values`` over the ``k`` rows ending at row
+    ``i`` (``k`` in 1..``spans``), never reaching before the start of the row's segment (``pos``
+    rows back). One pass per ``k`` over the frame's rows, so a detection's extreme is a lookup."""
+    rows = values.shape[0]
+    out = np.empty((spans, rows), dtype=np.float64)
+    out[0] = values
+    pick = np.maximum if high else np.minimum
+    for k in range(1, spans):
+        ext = out[k - 1].copy()
+        reach = pos[k:] >= k  # row i may read row i - k
+        ext[k:] = np.where(reach, pick(ext[k:], values[:-k]), ext[k:])
+        out[k] = ext
     return out
 
 
@@ -170,9 +168,12 @@ def detect(
     ``table`` is ``direction_table(specs)``."""
     pattern_idx, bar_idx, values = hits.pattern, hits.index, hits.raw
     direction = table.ravel()[pattern_idx * 2 + (values > 0)]
-    span = np.array([s.span for s in specs], dtype=np.int64)[pattern_idx]
-    high = _span_extreme(np.asarray(cols[HIGH], dtype=np.float64), bar_idx, span, pos, high=True)
-    low = _span_extreme(np.asarray(cols[LOW], dtype=np.float64), bar_idx, span, pos, high=False)
+    spans = np.array([s.span for s in specs], dtype=np.int64)
+    rows = pos.shape[0]
+    at = (spans - 1)[pattern_idx] * rows + bar_idx
+    top = int(spans.max())
+    high = span_extremes(np.asarray(cols[HIGH], dtype=np.float64), pos, top, high=True).ravel()[at]
+    low = span_extremes(np.asarray(cols[LOW], dtype=np.float64), pos, top, high=False).ravel()[at]
     level = np.where(direction > 0, high, low)
     level[direction == 0] = np.nan
     return Found(

@@ -66,14 +66,14 @@ def candle_hits(ps: PatternSet, cols: Columns, buffer: NDArray[np.int32] | None 
     n = len(cols[CLOSE])
     size = count * n
     buf = buffer if buffer is not None and buffer.shape[0] >= size else np.empty(size, np.int32)
-    raw = buf[:size].reshape(count, n)  # [pattern, bar]
+    raw = buf[:size]  # pattern-major: row p * n + bar
     o, h, lo, c = (cols[name] for name in candles.CANDLE_INPUTS)
-    np.stack([fn(o, h, lo, c) for fn in ps.candle_functions], out=raw)
+    np.concatenate([fn(o, h, lo, c) for fn in ps.candle_functions], out=raw)
     pattern, index = np.divmod(np.flatnonzero(raw != 0), n)
     key = index * count + pattern
     key.sort()  # bar-major: the order detections are reported in
     index, pattern = np.divmod(key, count)
-    return CandleHits(pattern, index, raw[pattern, index].astype(np.float64))
+    return CandleHits(pattern, index, raw[pattern * n + index].astype(np.float64))
 
 
 def _merge(candle: Found, signal: Found, patterns: int) -> Found:

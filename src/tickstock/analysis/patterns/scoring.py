@@ -60,15 +60,21 @@ class Scores:
 
 
 def _row_scores(cols: Columns) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Per frame row: ``x``, ``a``, relative volume and ``V`` (cheaper than per detection:
-    many detections share a row)."""
+    """Per frame row (cheaper than per detection: many detections share a row): ``x``,
+    relative volume, ``V``, and ``T`` for each ``role * direction`` in -1, 0, +1 (rows of a
+    ``(3, rows)`` array, so a detection's ``T`` is one lookup)."""
     close = np.asarray(cols[CLOSE], dtype=np.float64)
     x = safe_ratio(close - np.asarray(cols[_TREND_MA.name], dtype=np.float64), np.asarray(cols[_ATR.name]))
     a = np.clip(x / TREND_ATRS, -1.0, 1.0)
+    trend = np.full((3, a.shape[0]), 0.5)
+    # (1 + rd * a) / 2 with rd = -1 / +1: 1 + (-a) is exactly 1 - a, 1 + 1 * a exactly 1 + a.
+    known = ~np.isnan(a)
+    trend[0, known] = (1.0 - a[known]) / 2.0
+    trend[2, known] = (1.0 + a[known]) / 2.0
     rv = np.asarray(cols[_RVOL.name], dtype=np.float64)
     volume = np.clip(rv / 2.0, 0.0, 1.0)
     volume[np.isnan(rv)] = 0.5
-    return x, a, rv, volume
+    return x, rv, volume, trend
 
 
 def score(found: Found, role_sign: NDArray[np.int64], cols: Columns) -> Scores:
@@ -77,14 +83,16 @@ def score(found: Found, role_sign: NDArray[np.int64], cols: Columns) -> Scores:
     if not idx.shape[0]:
         e = np.zeros(0, dtype=np.float64)
         return Scores(e, e, e, e, e, e, np.zeros(0, dtype=np.int8))
-    x_row, a_row, rv_row, volume_row = _row_scores(cols)
-    x, a, rv, volume = x_row[idx], a_row[idx], rv_row[idx], volume_row[idx]
-    d = found.direction.astype(np.float64)
+    x_row, rv_row, volume_row, trend_row = _row_scores(cols)
+    d = found.direction
     rd = role_sign[found.pattern] * d
-    trend = (1.0 + rd * a) / 2.0
-    trend[(rd == 0) | np.isnan(a)] = 0.5
+    trend = trend_row.ravel()[(rd + 1) * trend_row.shape[1] + idx]
+    volume = volume_row[idx]
     strength = np.where(np.isnan(found.strength), 0.5, found.strength)
-    confidence = np.clip(W_STRENGTH * strength + W_TREND * trend + W_VOLUME * volume, 0.0, 1.0)
+    confidence = W_STRENGTH * strength
+    confidence += W_TREND * trend
+    confidence += W_VOLUME * volume
+    np.clip(confidence, 0.0, 1.0, out=confidence)
     stop = np.where(d > 0, found.low, found.high)
     stop[d == 0] = np.nan
     daily = cols.get(DAILY_TREND)
@@ -94,4 +102,4 @@ def score(found: Found, role_sign: NDArray[np.int64], cols: Columns) -> Scores:
         dt = np.asarray(daily, dtype=np.float64)[idx]
         known = (d != 0) & (dt != 0) & ~np.isnan(dt)
         agrees = np.where(known, (d * dt > 0).astype(np.int8), -1).astype(np.int8)
-    return Scores(confidence, trend, volume, x, rv, stop, agrees)
+    return Scores(confidence, trend, volume, x_row[idx], rv_row[idx], stop, agrees)
