@@ -237,6 +237,10 @@ def test_every_page_renders(page: Page, server: Server, web_deps: WebDeps,
                            "document.querySelectorAll('#gainers tr').length > 0")
     breadth = sum(int(page.inner_text(s)) for s in ("#b-adv", "#b-dec", "#b-unch"))
     assert breadth == len(SYMBOLS)
+    gainers = page.locator("#gainers td.num.up").all_inner_texts()
+    losers = page.locator("#losers td.num.down").all_inner_texts()
+    assert len(gainers) == int(page.inner_text("#b-adv")) and all("+" in g for g in gainers)
+    assert len(losers) == int(page.inner_text("#b-dec")) and all("-" in x for x in losers)
     # The live feed under filters: only the bearish detection of the chosen universe arrives.
     # Acknowledged subscriptions: the page's first, the universe's, then the direction's.
     page.wait_for_function("Number(document.body.dataset.subscribed || 0) >= 2")

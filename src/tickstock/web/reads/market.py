@@ -208,8 +208,8 @@ def movers_and_breadth(pool: Pool, universe: str | None,
     return {
         "universe": universe,
         "as_of": max((c["ts"] for c in changes), default=None),
-        "gainers": list(reversed(ranked[-top:])) if ranked else [],
-        "losers": ranked[:top],
+        "gainers": [c for c in reversed(ranked) if c["change_pct"] > 0][:top],
+        "losers": [c for c in ranked if c["change_pct"] < 0][:top],
         "breadth": {
             "advancers": sum(1 for c in changes if c["change_pct"] > 0),
             "decliners": sum(1 for c in changes if c["change_pct"] < 0),
