@@ -21,7 +21,7 @@ import numpy as np
 from psycopg_pool import ConnectionPool
 
 from tickstock.analysis.bars import Bars
-from tickstock.analysis.batch import compute_with_plan
+from tickstock.analysis.batch import CHUNK, compute_many, compute_with_plan
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_INDICATORS, DEFAULT_PATTERNS
 from tickstock.analysis.results import Result
@@ -49,7 +49,7 @@ class AnalysisStep:
         default = DEFAULT_INDICATORS if kind == "indicators" else DEFAULT_PATTERNS
         self.specs: tuple[Spec, ...] = tuple(specs if specs is not None else default)
         self.warm_factor = warm_factor
-        self._plans: dict[tuple[str, ...], Plan] = {}
+        self._plans: dict[tuple[str, ...], tuple[tuple[Spec, ...], Plan]] = {}
 
     @property
     def outputs(self) -> int:
@@ -63,20 +63,20 @@ class AnalysisStep:
             return {}
         return {"indicators_total": len(symbols) * self.outputs * len(run.timeframes)}
 
-    def _plan(self, only: Sequence[str]) -> Plan:
+    def _plan(self, only: Sequence[str]) -> tuple[tuple[Spec, ...], Plan]:
         key = tuple(only)
         if key not in self._plans:
-            chosen = [s for s in self.specs if not only or s.name in set(only)]
-            self._plans[key] = plan(chosen)
+            chosen = tuple(s for s in self.specs if not only or s.name in set(only))
+            self._plans[key] = (chosen, plan(chosen))
         return self._plans[key]
 
     def __call__(self, work: BatchWork) -> BatchOutcome:
         only = work.options.get(self.kind) or ()
-        p = self._plan(only)
+        specs, p = self._plan(only)
         failed: set[str] = set()
         written = 0
         for timeframe in work.timeframes:
-            failures, rows = self._timeframe(work.symbols, timeframe, p)
+            failures, rows = self._timeframe(work.symbols, timeframe, specs, p)
             failed |= set(failures)
             written += rows
         processed = len(work.symbols) - len(failed)
@@ -90,8 +90,8 @@ class AnalysisStep:
             outcome.counters = {"patterns_detected": written}
         return outcome
 
-    def _timeframe(self, symbols: Sequence[str], timeframe: str, p: Plan
-                   ) -> tuple[dict[str, str], int]:
+    def _timeframe(self, symbols: Sequence[str], timeframe: str, specs: tuple[Spec, ...],
+                   p: Plan) -> tuple[dict[str, str], int]:
         need = max(p.warmup, 1) * self.warm_factor
         with self.pool.connection() as conn:
             marks = io.read_watermarks(conn, symbols, timeframe=timeframe, kind=self.kind)
@@ -101,7 +101,7 @@ class AnalysisStep:
                      and len(t.ts) == need + _SLACK)]
             if short:
                 tails.update(io.read_tails(conn, short, timeframe, _ALL, _FAR_FUTURE))
-        results: list[tuple[Result, int]] = []
+        histories: list[tuple[Bars, int]] = []
         failures: dict[str, str] = {}
         for symbol in symbols:
             tail = tails.get(symbol)
@@ -111,11 +111,11 @@ class AnalysisStep:
             if start >= len(tail.ts):
                 continue
             try:
-                bars = Bars(symbol, timeframe, tail.ts, tail.open, tail.high, tail.low,
-                            tail.close, tail.volume)
-                results.append((compute_with_plan(bars, p), start))
+                histories.append((Bars(symbol, timeframe, tail.ts, tail.open, tail.high,
+                                       tail.low, tail.close, tail.volume), start))
             except (DataValidationError, ValueError) as exc:
                 failures[symbol] = f"{type(exc).__name__}: {exc}"
+        results = _compute(histories, specs, p, failures)
         rows = self._write(results, timeframe, p)
         return failures, rows
 
@@ -129,6 +129,26 @@ class AnalysisStep:
                 rows = io.write_detections(conn, _detections(results))
             io.write_watermarks(conn, marks, timeframe=timeframe, kind=self.kind)
         return rows
+
+
+def _compute(histories: list[tuple[Bars, int]], specs: tuple[Spec, ...], p: Plan,
+             failures: dict[str, str]) -> list[tuple[Result, int]]:
+    """The engine's results of every history, ``CHUNK`` symbols per call (one pattern pass
+    per chunk); a chunk that fails is redone symbol by symbol, so a bad symbol fails alone."""
+    results: list[tuple[Result, int]] = []
+    for i in range(0, len(histories), CHUNK):
+        group = histories[i:i + CHUNK]
+        try:
+            computed = list(compute_many((bars for bars, _ in group), specs))
+        except (DataValidationError, ValueError):
+            for bars, start in group:
+                try:
+                    results.append((compute_with_plan(bars, p), start))
+                except (DataValidationError, ValueError) as exc:
+                    failures[bars.symbol] = f"{type(exc).__name__}: {exc}"
+            continue
+        results.extend(zip(computed, (start for _, start in group), strict=True))
+    return results
 
 
 def _encode_values(results: list[tuple[Result, int]], timeframe: str, p: Plan
