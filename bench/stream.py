@@ -210,7 +210,7 @@ def main() -> int:
     stages = result["stages"]
     print("processing per burst by stage (median ms): " + ", ".join(
         f"{name} {1000 * median([s.get(name, 0.0) for s in stages]):.0f}"
-        for name in ("roll_up", "analyse", "store_wait", "detections", "publish")))
+        for name in ("roll_up", "analyse", "events", "store_wait", "detections", "publish")))
     print(f"processing per bar = {1e6 * per_bar:.1f} us; bare TA-Lib stream updates "
           f"({len(BARE_SET)} indicators) per bar = {1e6 * bare / args.symbols:.2f} us; "
           f"ratio = {per_bar / (bare / args.symbols):.0f}x")

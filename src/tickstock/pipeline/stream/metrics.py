@@ -53,7 +53,7 @@ BATCH_SECONDS = Histogram(
 )
 STAGE_SECONDS = Histogram(
     "tickstock_stream_stage_seconds", "Time of one batch in each processing stage "
-    "(roll_up, analyse, store_wait, detections, publish).", ["stage"],
+    "(roll_up, analyse, events, store_wait, detections, publish).", ["stage"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
 LATENCY_SECONDS = Histogram(

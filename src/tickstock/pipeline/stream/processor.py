@@ -8,8 +8,9 @@ For each batch (usually one minute-boundary burst, or part of one):
    whose time has passed (``flush_before``) unless the symbol still waits for a gap repair.
 3. Store every closed bar — minutes and derived — in one upsert, on a writer thread while
    step 4 runs. A failed write keeps the bars and retries them with the next batch.
-4. Feed each closed bar to the incremental engine (``engine``): indicator values and pattern
-   detections; the alert rules compare them with the previous bar.
+4. Feed the closed bars to the incremental engine (``engine``, in one call): indicator values
+   and pattern detections; then the events: the alert rules compare each bar's values with
+   the previous bar's, and each final bar carries its values.
 5. Publish, in one round trip: detections, alerts, then the final bars with their indicator
    values (so the last event of a batch is a bar), and the forming derived bars "so far"
    (``final`` false).
@@ -154,7 +155,9 @@ class LiveProcessor:
         self._unstored = []
         stored: Future[dict[str, int]] = self._writer_pool.submit(self.writer.upsert, to_store)
         with timer("analyse"):
-            detections, alerts, finals = self._analyse(closed)
+            analyses = self.engine.update_many(closed)
+        with timer("events"):
+            detections, alerts, finals = self._events(closed, analyses)
             forming = self._forming(accepted) if self.forming_events else []
         with timer("store_wait"):
             self._stored(stored, to_store, outcome)
@@ -194,16 +197,18 @@ class LiveProcessor:
             accepted.append(bar)
         return accepted
 
-    def _analyse(self, closed: list[LiveBar]
-                 ) -> tuple[list[PatternDetected], list[Event], list[Event]]:
+    def _events(self, closed: list[LiveBar], analyses: list[BarAnalysis]
+                ) -> tuple[list[PatternDetected], list[Event], list[Event]]:
         detections: list[PatternDetected] = []
         alerts: list[Event] = []
         finals: list[Event] = []
-        for bar, analysis in zip(closed, self.engine.update_many(closed), strict=True):
+        check = self.alerts.check
+        for bar, analysis in zip(closed, analyses, strict=True):
             if self.keep_analyses:
                 self.kept[(bar.symbol, bar.timeframe, bar.start)] = analysis
-            detections.extend(_detected(bar, d) for d in analysis.detections)
-            alerts.extend(self.alerts.check(bar, analysis.values))
+            if analysis.detections:  # most bars complete no pattern
+                detections.extend(_detected(bar, d) for d in analysis.detections)
+            alerts.extend(check(bar, analysis.values))
             finals.append(bar.event(final=True, indicators=analysis.values))
         return detections, alerts, finals
 
