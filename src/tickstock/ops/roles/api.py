@@ -9,14 +9,8 @@ unauthenticated write endpoint and a local operator can read the token from that
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import secrets
-import signal
-import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
@@ -29,6 +23,7 @@ from tickstock.bus.heartbeat import HeartbeatThread
 from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
 from tickstock.ops import infra, metrics, metrics_http
+from tickstock.ops.roles.serving import GracefulServer, generated_secret, serve
 from tickstock.ops.settings import Settings
 from tickstock.pipeline.api import create_app
 from tickstock.pipeline.daily.service import build_service
@@ -42,20 +37,8 @@ def api_token(settings: Settings) -> str:
     """``TICKSTOCK_API_TOKEN``, else the token generated once under ``<data_dir>``."""
     if settings.api_token is not None:
         return settings.api_token.get_secret_value()
-    path = Path(settings.data_dir) / TOKEN_FILE
-    if path.is_file():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another API instance wrote it first: use theirs
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token)
-    log.info("generated the pipeline API token in %s (set TICKSTOCK_API_TOKEN to choose one)",
-             path)
-    return token
+    return generated_secret(Path(settings.data_dir) / TOKEN_FILE, nbytes=32,
+                            what="pipeline API token (set TICKSTOCK_API_TOKEN to choose one)")
 
 
 def health_check(pool: ConnectionPool, client: redis.Redis) -> Mapping[str, str]:
@@ -95,15 +78,13 @@ def run(settings: Settings, instance: str, **options: object) -> None:
         exporter = metrics.register_collectors(
             settings, "api", instance, database_url=endpoints.postgres.url,
             redis_url=endpoints.redis.url, pool=pool, redis=client)
-        server = _Server(uvicorn.Config(
+        server = GracefulServer(uvicorn.Config(
             app, host=settings.host, port=settings.api_port, log_config=None, access_log=False,
             proxy_headers=False))
         heartbeat.start()
-        threading.Thread(target=_running_once_listening, args=(server, heartbeat),
-                         name="api-started", daemon=True).start()
         log.info("pipeline API listening on http://%s:%d (OpenAPI at /docs)", settings.host,
                  settings.api_port)
-        server.run()
+        serve(server, heartbeat, "api")
     finally:
         heartbeat.stop()
         if exporter is not None:
@@ -111,29 +92,3 @@ def run(settings: Settings, instance: str, **options: object) -> None:
         client.close()
         pool.close()
         log.info("pipeline API %s stopped", instance)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, minus re-raising the signal after its graceful shutdown: the process then
-    finishes its own clean-up (heartbeat, pools) and exits 0 instead of dying by SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _running_once_listening(server: uvicorn.Server, heartbeat: HeartbeatThread) -> None:
-    """The heartbeat says ``running`` only once the socket accepts requests."""
-    while not server.started and not server.should_exit:
-        time.sleep(0.05)
-    if server.started:
-        heartbeat.state = "running"

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import threading
-import time
 from pathlib import Path
 from typing import cast
 
@@ -19,6 +15,7 @@ from tickstock.bus.heartbeat import HeartbeatThread
 from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
 from tickstock.ops import infra, metrics
+from tickstock.ops.roles.serving import GracefulServer, generated_secret, serve
 from tickstock.ops.settings import Settings
 from tickstock.store.db import create_pool
 from tickstock.web.app import create_app
@@ -33,16 +30,7 @@ def secret_key(settings: Settings) -> str:
     so sessions survive restarts and every web instance on this machine shares it."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value()
-    path = Path(settings.data_dir) / SECRET_FILE
-    if path.is_file():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    log.info("generated the web secret key in %s", path)
-    return key
+    return generated_secret(Path(settings.data_dir) / SECRET_FILE, nbytes=48, what="web secret key")
 
 
 def run(settings: Settings, instance: str, **options: object) -> None:
@@ -67,24 +55,14 @@ def run(settings: Settings, instance: str, **options: object) -> None:
         exporter = metrics.register_collectors(
             settings, "web", instance, database_url=endpoints.postgres.url,
             redis_url=endpoints.redis.url, pool=pool, redis=client)
-        server = uvicorn.Server(uvicorn.Config(
+        server = GracefulServer(uvicorn.Config(
             app, host=settings.host, port=settings.web_port, log_config=None, access_log=False,
             proxy_headers=False, ws_max_size=64 * 1024))
         log.info("web listening on http://%s:%d", settings.host, settings.web_port)
-        threading.Thread(target=_running_once_listening, args=(server, heartbeat),
-                         name="web-started", daemon=True).start()
-        server.run()  # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, runs lifespan
+        serve(server, heartbeat, "web")
     finally:
         heartbeat.stop()
         if exporter is not None:
             exporter.close()
         client.close()
         pool.close()
-
-
-def _running_once_listening(server: uvicorn.Server, heartbeat: HeartbeatThread) -> None:
-    """The heartbeat says ``running`` only once the socket accepts requests."""
-    while not server.started and not server.should_exit:
-        time.sleep(0.05)
-    if server.started:
-        heartbeat.state = "running"
