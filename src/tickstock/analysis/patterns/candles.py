@@ -161,14 +161,11 @@ def direction_table(specs: tuple[PatternSpec, ...]) -> NDArray[np.int8]:
     return table
 
 
-def detect(
-    specs: tuple[PatternSpec, ...], hits: CandleHits, cols: Columns, pos: IntArray, table: NDArray[np.int8]
-) -> Found:
-    """Detections of candlestick ``specs`` from their non-zero TA-Lib outputs ``hits``;
-    ``table`` is ``direction_table(specs)``."""
+def detect(hits: CandleHits, cols: Columns, pos: IntArray, spans: IntArray, table: NDArray[np.int8]) -> Found:
+    """Detections from non-zero TA-Lib candlestick outputs ``hits``: ``spans[p]`` is pattern
+    ``p``'s number of bars, ``table`` its ``direction_table``."""
     pattern_idx, bar_idx, values = hits.pattern, hits.index, hits.raw
     direction = table.ravel()[pattern_idx * 2 + (values > 0)]
-    spans = np.array([s.span for s in specs], dtype=np.int64)
     rows = pos.shape[0]
     at = (spans - 1)[pattern_idx] * rows + bar_idx
     top = int(spans.max())

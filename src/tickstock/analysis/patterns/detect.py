@@ -35,7 +35,12 @@ class PatternSet:
         ordered = (*self.candles, *self.signals)
         self.names = tuple(p.name for p in ordered)
         self.role_sign = np.array([ROLE_SIGN[p.role] for p in ordered], dtype=np.int64)
-        self.direction_table = candles.direction_table(self.candles)
+        #: Per pattern: TA-Lib sign -> direction (zeros for signal patterns, which bring
+        #: their own) and the bars it spans (1 for signal patterns).
+        self.direction_table = np.vstack(
+            (candles.direction_table(self.candles), np.zeros((len(self.signals), 2), np.int8))
+        )
+        self.spans = np.array([p.span for p in ordered], dtype=np.int64)
         self.candle_functions = candles.functions(self.candles)
         #: The columns the detectors and the scoring read (a frame carries just these).
         self.columns = tuple(
@@ -76,27 +81,29 @@ def candle_hits(ps: PatternSet, cols: Columns, buffer: NDArray[np.int32] | None 
     return CandleHits(pattern, index, raw[pattern * n + index].astype(np.float64))
 
 
-def _merge(candle: Found, signal: Found, patterns: int) -> Found:
-    """Both parts in (row, pattern) order: ``candle`` already is; ``signal`` is one sorted run
-    per pattern (a stable sort merges runs in near-linear time), then inserted into it."""
+def _interleave(hits: CandleHits, signal: Found, patterns: int) -> tuple[CandleHits, IntArray, Found]:
+    """Candle hits and signal detections in one (row, pattern) order: the merged hits (raw 0
+    on signal rows), the merged positions of the signal rows, and the signals in that order.
+    ``hits`` already are in that order; ``signal`` is one sorted run per pattern (a stable
+    sort merges runs in near-linear time). Only three columns are merged here: the candle
+    columns are then computed in merged order, the signal ones laid over them."""
     if not len(signal):
-        return candle
+        return hits, np.zeros(0, np.int64), signal
     sk = signal.index * patterns + signal.pattern
     order = np.argsort(sk, kind="stable")
-    if not len(candle):
-        return signal.take(order)
-    at = np.searchsorted(candle.index * patterns + candle.pattern, sk[order]) + np.arange(len(signal))
-    rest = np.ones(len(candle) + len(signal), dtype=np.bool_)
+    signal = signal.take(order)
+    at = np.searchsorted(hits.index * patterns + hits.pattern, sk[order]) + np.arange(len(signal))
+    total = len(hits.index) + len(signal)
+    rest = np.ones(total, dtype=np.bool_)
     rest[at] = False
     cpos = np.flatnonzero(rest)
-
-    def one(c: np.ndarray, s: np.ndarray) -> np.ndarray:
-        out = np.empty(rest.shape[0], dtype=np.result_type(c, s))
-        out[at] = s[order]
-        out[cpos] = c
-        return out
-
-    return Found(*(one(getattr(candle, f.name), getattr(signal, f.name)) for f in fields(Found)))
+    pattern = np.empty(total, dtype=np.int64)
+    pattern[cpos], pattern[at] = hits.pattern, signal.pattern
+    index = np.empty(total, dtype=np.int64)
+    index[cpos], index[at] = hits.index, signal.index
+    raw = np.zeros(total, dtype=np.float64)
+    raw[cpos] = hits.raw
+    return CandleHits(pattern, index, raw), at, signal
 
 
 def detect_frame(
@@ -108,15 +115,17 @@ def detect_frame(
     if reported is not None and len(hits.index):
         keep = reported[hits.index]
         hits = CandleHits(hits.pattern[keep], hits.index[keep], hits.raw[keep])
-    candle = (
-        candles.detect(ps.candles, hits, frame.cols, frame.pos, ps.direction_table) if ps.candles else EMPTY
-    )
     signal = (
         signal_detectors.detect(ps.signals, len(ps.candles), frame.cols, frame.pos, reported)
         if ps.signals
         else EMPTY
     )
-    found = _merge(candle, signal, len(ps.names))
+    merged, at, signal = _interleave(hits, signal, len(ps.names))
+    if not len(merged.index):
+        return EMPTY, score(EMPTY, ps.role_sign, frame.cols)
+    found = candles.detect(merged, frame.cols, frame.pos, ps.spans, ps.direction_table)
+    for name in ("direction", "strength", "metric", "level"):  # high / low: the same lookup
+        getattr(found, name)[at] = getattr(signal, name)
     return found, score(found, ps.role_sign, frame.cols)
 
 
