@@ -225,12 +225,15 @@ class EmbeddedInfra:
         pid = self.redis_pid()
         if pid is None:
             return
-        proc = psutil.Process(pid)
-        proc.terminate()
         try:
-            proc.wait(10)
-        except psutil.TimeoutExpired:
-            proc.kill()
+            proc = psutil.Process(pid)
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except psutil.TimeoutExpired:
+                proc.kill()
+        except psutil.NoSuchProcess:
+            pass  # it stopped between the pid check and the signal: the wanted outcome
 
     def redis_endpoint(self) -> Endpoint:
         return Endpoint("redis", "embedded", self.redis_url(), str(self.redis_dir), self.redis_pid())
