@@ -132,7 +132,7 @@ def test_up_on_external_servers_restarts_a_killed_role_and_stops_cleanly(
 
     children = platform.descendants()
     assert len(children) >= len(ALL_ROLES)
-    assert platform.interrupt() == 0
+    assert platform.interrupt() == 0, "\n".join(platform.output[-30:])
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, f"left behind: {alive}"
     # every role's output reached the merged stream with its prefix
@@ -155,7 +155,7 @@ def test_up_on_embedded_servers_needs_no_configuration(tmp_path: Path) -> None:
         assert "postgres  embedded  OK" in infra_status
         assert "redis     embedded  OK" in infra_status
         children = platform.descendants()
-        assert platform.interrupt() == 0
+        assert platform.interrupt() == 0, "\n".join(platform.output[-30:])
         _, alive = psutil.wait_procs(children, timeout=5)
         assert not alive
         left = [

@@ -9,6 +9,7 @@ from types import FrameType
 import click
 
 from tickstock.cli.context import settings
+from tickstock.ops.settings import Settings
 
 
 def _fail(line: str, code: int = 1) -> None:
@@ -78,10 +79,23 @@ def up(roles_option: str | None, no_demo: bool) -> None:
             supervisor.watch()
     finally:
         supervisor.stop()
-        if configured.embedded_database or configured.embedded_redis:
-            infra.stop_embedded(configured)
-            click.echo("embedded servers stopped")
+        ok = _stop_embedded(configured) and ok
     sys.exit(0 if ok else 1)
+
+
+def _stop_embedded(configured: Settings) -> bool:
+    """Stop the embedded servers (if any); False, said in one line, when that failed."""
+    from tickstock.ops import infra
+
+    if not (configured.embedded_database or configured.embedded_redis):
+        return True
+    try:
+        infra.stop_embedded(configured)
+    except Exception as exc:  # whatever the failure: name it, then exit non-zero
+        click.echo(f"up        | could not stop the embedded servers: {exc!r}", err=True)
+        return False
+    click.echo("embedded servers stopped")
+    return True
 
 
 def preflight_roles() -> tuple[str, ...]:
@@ -90,12 +104,10 @@ def preflight_roles() -> tuple[str, ...]:
     return ROLES
 
 
-def _stop_started_embedded(configured: object, was_running: tuple[bool, bool]) -> None:
+def _stop_started_embedded(configured: Settings, was_running: tuple[bool, bool]) -> None:
     """Leave nothing running that this failed start-up started itself."""
     from tickstock.ops.infra import EmbeddedInfra
-    from tickstock.ops.settings import Settings
 
-    assert isinstance(configured, Settings)
     embedded = EmbeddedInfra(configured.data_dir)
     if configured.embedded_redis and not was_running[1]:
         embedded.stop_redis()
