@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN, FloatArray
 from tickstock.analysis.kernels.common import safe_ratio
-from tickstock.analysis.patterns.found import Found
+from tickstock.analysis.patterns.found import EMPTY, Found
 from tickstock.analysis.patterns.scoring import SCORING_COLUMNS
 from tickstock.analysis.spec import Columns, PatternSpec
 
@@ -169,27 +169,27 @@ def detect(
 ) -> Found:
     """Detections of signal ``specs`` (``pattern`` numbered from ``offset``) on the frame rows
     with ``pos >= lag`` of each spec that are ``reported`` (all when ``None``)."""
-    high, low = _col(cols, HIGH), _col(cols, LOW)
     masks: dict[int, BoolArray] = {}
-    parts: list[Found] = []
+    numbers: list[int] = []
+    parts: list[_Hits] = []
     for k, spec in enumerate(specs):
         ok = masks.get(spec.lag)
         if ok is None:
             ok = masks[spec.lag] = pos >= spec.lag if reported is None else (pos >= spec.lag) & reported
         hits = DETECTORS[spec.kind](spec, cols, ok)
-        if hits is None:
-            continue
-        idx = hits.index
-        parts.append(
-            Found(
-                pattern=np.full(idx.shape[0], offset + k, np.int64),
-                index=idx.astype(np.int64),
-                direction=hits.direction.astype(np.int8),
-                strength=hits.strength,
-                metric=hits.metric,
-                level=hits.level,
-                high=high[idx],
-                low=low[idx],
-            )
-        )
-    return Found.concat(parts)
+        if hits is not None:
+            numbers.append(offset + k)
+            parts.append(hits)
+    if not parts:
+        return EMPTY
+    idx = np.concatenate([h.index for h in parts]).astype(np.int64, copy=False)
+    return Found(  # one column at a time over all patterns: fewer, larger numpy operations
+        pattern=np.repeat(np.array(numbers, dtype=np.int64), [h.index.shape[0] for h in parts]),
+        index=idx,
+        direction=np.concatenate([h.direction for h in parts]).astype(np.int8, copy=False),
+        strength=np.concatenate([h.strength for h in parts]),
+        metric=np.concatenate([h.metric for h in parts]),
+        level=np.concatenate([h.level for h in parts]),
+        high=_col(cols, HIGH)[idx],
+        low=_col(cols, LOW)[idx],
+    )
