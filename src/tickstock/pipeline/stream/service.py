@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -136,6 +137,7 @@ class StreamService:
             self.stats.stopped = True
             self._report_health()
             self._work.shutdown(wait=True)
+            gc.unfreeze()  # the warm-up froze the live state (``warmup``, step 5): it is done
             self._io.shutdown(wait=False, cancel_futures=True)
         if self._fatal is not None:
             raise self._fatal

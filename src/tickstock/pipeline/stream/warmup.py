@@ -14,10 +14,16 @@ arrive meanwhile queue up instead of becoming gaps that REST must fill):
    15-minute and hourly bars are back as they were (a bucket completed but not stored before a
    crash is stored now).
 4. Warm the engine and the alert rules from the stored bars of every timeframe.
+5. Move what the warm-up built (millions of objects for thousands of symbols: engine states,
+   windows, alert records) out of the cyclic garbage collector's sight (``gc.freeze``). They
+   live as long as the process, and a full collection walking them took 0.4 s for 2,000
+   symbols in the middle of a minute burst; frozen objects are still freed by reference
+   counting when dropped.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -54,13 +60,15 @@ def read_history(store: BarStore, processor: LiveProcessor, tracker: GapTracker,
 
 
 def apply_history(processor: LiveProcessor, history: History) -> None:
-    """Steps 3-4 (CPU only: run it on the processing thread)."""
+    """Steps 3-5 (CPU only: run it on the processing thread)."""
     started = time.perf_counter()
     minutes = history[Timeframe.MIN1]
     if processor.rollup.timeframes:
         processor.warm_rollups(_open_buckets(processor, minutes))
     keep = processor.engine.warmup_bars(Timeframe.MIN1)
     processor.warm_state({**history, Timeframe.MIN1: {s: b[-keep:] for s, b in minutes.items()}})
+    gc.collect()  # no cyclic garbage of the warm-up frozen with the live state
+    gc.freeze()
     logger.info("warmed up from stored bars", extra={
         "symbols": len(minutes), "seconds": round(time.perf_counter() - started, 2)})
 
