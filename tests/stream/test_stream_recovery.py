@@ -8,6 +8,7 @@ endpoint for every minute it has played.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from datetime import date
 
@@ -126,7 +127,9 @@ def test_restart_mid_session_warms_up_from_stored_bars(db_dsn: str, redis_url: s
                 await until(lambda: two.stats.processed == (len(offline) + len(second))
                             * len(SYMBOLS), what="second process caught up")
                 await two.drain()
+                assert gc.get_freeze_count() > 0  # the warmed state is out of the GC's walks
                 await running.stop()
+                assert gc.get_freeze_count() == 0
                 assert two.stats.gaps == len(SYMBOLS)
                 assert two.stats.duplicates == 0
                 return {k: a.values for k, a in two.processor.kept.items()}
