@@ -36,8 +36,10 @@ from tickstock.analysis.registry import DEFAULT_SPECS
 from tickstock.analysis.results import Detections, Result
 from tickstock.analysis.spec import Spec
 
-#: Symbols whose pattern detection shares one frame (bounds the frame's memory).
-CHUNK = 32
+#: Symbols whose pattern detection shares one frame: enough to amortise the per-frame numpy
+#: calls, few enough that a frame's columns and detections stay in cache (on the daily universe
+#: 8 measured ~8% faster than 32; 2 or 4 pay more in per-frame calls).
+CHUNK = 8
 
 
 def base_columns(bars: Bars) -> dict[str, np.ndarray]:
