@@ -10,6 +10,13 @@ answer by definition; the first bar that makes the handle open switches it to O(
 A bar that is not finite (an upstream indicator still warming up feeds NaN) is buffered the
 same way before the handle opens (leading NaNs are not history for TA-Lib); after it opens,
 such a bar is counted with ``advance()`` and answered with NaN, so the handle stays aligned.
+
+While the buffered history is no longer than the function's lookback (counted from the first bar
+whose inputs are all non-NaN, as the Function API counts it), the batch answer for the last bar
+is TA-Lib's fill value (NaN, or 0 for integer outputs), so it is answered without a call and no
+open is tried: a per-minute relative-volume slot or a coarse timeframe warmed from few bars
+would otherwise pay a failed open and a batch call on every bar. Opening later than possible
+never changes an answer, since the fallback is the batch answer by definition.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -51,17 +58,61 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
     return (value,)
 
 
+@lru_cache(maxsize=256)
+def _lookback_and_fill(
+    function: str, n_inputs: int, params: tuple[tuple[str, ParamValue], ...]
+) -> tuple[int, tuple[float, ...]]:
+    """``function``'s lookback and its outputs for a bar inside it (NaN, or 0 if integer)."""
+    kwargs = dict(params)
+    bars = lookback(function, kwargs)
+    if bars < 1:
+        return bars, ()
+    one_bar = [np.ones(1, dtype=np.float64) for _ in range(n_inputs)]
+    out = _as_tuple(getattr(talib, function)(*one_bar, **kwargs))
+    return bars, tuple(float(col[-1]) for col in out)
+
+
+def _valid_bars(history: Sequence[FloatArray]) -> int:
+    """Bars from the first one whose inputs are all non-NaN: the history TA-Lib counts."""
+    defined = np.logical_and.reduce([~np.isnan(np.asarray(a, dtype=np.float64)) for a in history])
+    first = np.flatnonzero(defined)
+    return int(defined.shape[0] - first[0]) if first.shape[0] else 0
+
+
 class TalibCell:
     """One TA-Lib function's incremental state: buffered history, then a stream handle."""
 
-    __slots__ = ("_batch", "_buffer", "_handle", "_opener", "_params")
+    __slots__ = (
+        "_batch",
+        "_buffer",
+        "_fill",
+        "_function",
+        "_handle",
+        "_lookback",
+        "_opener",
+        "_params",
+        "_valid",
+    )
 
     def __init__(self, function: str, params: Mapping[str, ParamValue]) -> None:
+        self._function = function
         self._batch: Callable[..., Any] = getattr(talib, function)
         self._opener: Any = getattr(talib.stream, function)
         self._params = params
         self._buffer: list[list[float]] | None = None
         self._handle: Any = None
+        # Known once the number of inputs is (first warm-up or bar); -1 until then.
+        self._lookback = -1
+        self._fill: tuple[float, ...] = ()
+        self._valid = 0  # buffered bars TA-Lib counts as history (see ``_valid_bars``)
+
+    def _learn_shape(self, n_inputs: int) -> None:
+        if self._lookback < 0:
+            key = tuple(sorted(self._params.items()))
+            self._lookback, self._fill = _lookback_and_fill(self._function, n_inputs, key)
+
+    def _inside_lookback(self, valid: int) -> bool:
+        return bool(self._fill) and valid <= self._lookback
 
     def warm_up(self, history: Sequence[FloatArray]) -> None:
         """Seed from ``history`` (one array per input); opens the handle if it is enough."""
@@ -75,6 +126,8 @@ class TalibCell:
             except InsufficientHistory:
                 pass
         self._buffer = [list(map(float, arr)) for arr in history]
+        self._learn_shape(len(history))
+        self._valid = _valid_bars(history) if history and len(history[0]) else 0
 
     def _try_open(self) -> tuple[float, ...] | None:
         assert self._buffer is not None
@@ -103,8 +156,14 @@ class TalibCell:
             return (math.nan,) * len(_as_tuple(handle.value))
         if self._buffer is None:
             self._buffer = [[] for _ in values]
+            self._valid = 0
         for col, v in zip(self._buffer, values, strict=True):
             col.append(v)
+        self._learn_shape(len(values))
+        if self._valid or not any(map(math.isnan, values)):
+            self._valid += 1
+        if self._inside_lookback(self._valid):
+            return self._fill
         opened = self._try_open()
         if opened is not None:
             return opened
@@ -121,6 +180,10 @@ class TalibCell:
                 if all(math.isfinite(v) for v in values):
                     raise
             return (math.nan,) * len(_as_tuple(handle.value))
+        self._learn_shape(len(values))
+        valid = self._valid + 1 if self._valid or not any(map(math.isnan, values)) else 0
+        if self._inside_lookback(valid):
+            return self._fill
         buffer = self._buffer or [[] for _ in values]
         arrays = [np.asarray([*col, v], dtype=np.float64) for col, v in zip(buffer, values, strict=True)]
         return self._batch_last(arrays)
