@@ -126,8 +126,10 @@ class SymbolState:
         )
         return values, np.array([row[name] for name in self.columns], dtype=np.float64), raw
 
-    def commit(self, bar: Bar, row: np.ndarray) -> None:
-        self.window = np.vstack((self.window, row))[-self._keep :] if self._keep else self.window
+    def commit(self, bar: Bar, segment: np.ndarray) -> None:
+        """Keep the last rows of ``segment``: the window with ``bar``'s row stacked under it
+        (``Engine._step`` stacks it for detection already; stacking again cost a copy a bar)."""
+        self.window = segment[-self._keep :] if self._keep else self.window
         self.last_ts = bar.ts
 
 
@@ -203,7 +205,7 @@ class Engine:
             det = Detections(bar.symbol, bar.timeframe, self._ps.names, ts, own, take_scores(scores, rows))
             snaps.append(Snapshot(bar.symbol, bar.timeframe, bar.ts, advanced[k][0], tuple(det)))
             if commit:
-                state.commit(bar, advanced[k][1])
+                state.commit(bar, segments[k])
         return snaps
 
     def last_ts(self, symbol: str, timeframe: str) -> int | None:
