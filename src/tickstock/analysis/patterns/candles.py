@@ -145,10 +145,9 @@ def span_extremes(values: FloatArray, pos: IntArray, spans: int, high: bool) -> 
     out[0] = values
     pick = np.maximum if high else np.minimum
     for k in range(1, spans):
-        ext = out[k - 1].copy()
-        reach = pos[k:] >= k  # row i may read row i - k
-        ext[k:] = np.where(reach, pick(ext[k:], values[:-k]), ext[k:])
-        out[k] = ext
+        out[k] = out[k - 1]
+        # row i reads row i - k only when that row is in its segment
+        pick(out[k - 1, k:], values[:-k], out=out[k, k:], where=pos[k:] >= k)
     return out
 
 
