@@ -31,7 +31,9 @@ document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("#phases .phase").forEach((row) => {
       row.style.display = (run.phase_details || []).some((p) => p.phase === row.dataset.phase) ? "" : "none";
     });
-    const overall = run.status === "completed" ? 100 : (n ? sum / n : 0);
+    // every planned phase weighs the same, also those not started yet (as the API computes it)
+    const planned = Math.max(n, (run.phases || []).length);
+    const overall = run.status === "completed" ? 100 : (planned ? sum / planned : 0);
     setBar($("overall-bar"), overall, run.status === "completed" || run.status === "failed" ? run.status : "");
     $("overall-text").textContent = `${Math.round(overall)}%`;
     $("run-error").textContent = run.error_message ? `Error: ${run.error_message}` : "";
