@@ -101,6 +101,9 @@ class Supervisor:
         self.startup_grace_s = startup_grace_s
         self.stop_timeout_s = stop_timeout_s
         self.stop_event = threading.Event()
+        # Held while the state file is written or removed: once stop() removed it, a watcher
+        # finishing its last round (another thread, in tests and embedders) must not rewrite it.
+        self._state_lock = threading.Lock()
         self._lines: queue.Queue[str] = queue.Queue()
         self._env = self._child_env(extra_env or {})
         self.members = self._members(roles)
@@ -205,6 +208,8 @@ class Supervisor:
                 self._write_state()
 
     def _tend(self, member: RoleProcess, now: float) -> bool:
+        if self.stop_event.is_set():
+            return False  # stopping: a role that exits now is not restarted
         if member.alive():
             if now - member.started_at > _HEALTHY_AFTER_S:
                 member.backoff_s = 1.0
@@ -240,7 +245,8 @@ class Supervisor:
                 member.process.kill()
                 member.process.wait(5)
         self._flush_lines(0.2)
-        self.state_path.unlink(missing_ok=True)
+        with self._state_lock:
+            self.state_path.unlink(missing_ok=True)
 
     # -- state for `tickstock status` --------------------------------------------------------
     def _write_state(self) -> None:
@@ -261,10 +267,13 @@ class Supervisor:
                 for m in self.members
             ],
         }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_path)
+        with self._state_lock:
+            if self.stop_event.is_set():
+                return  # stopping: stop() removes the state file for good
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, indent=2))
+            tmp.replace(self.state_path)
 
 
 def read_state(data_dir: Path) -> dict[str, object] | None:
