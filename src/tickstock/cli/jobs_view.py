@@ -13,16 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-import psycopg
 import redis
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tickstock.cli.bus import console, redis_client
-from tickstock.cli.context import database_url
+from tickstock.cli.context import database_pool
 from tickstock.contracts import events as ev
 from tickstock.contracts.envelope import Envelope
-from tickstock.core.errors import InfrastructureError, NotFoundError
+from tickstock.core.errors import NotFoundError
 from tickstock.store.jobs import JobRecord, JobStore
 
 #: Without an event for this long, ``watch`` asks the database (events are best effort).
@@ -32,20 +31,9 @@ _RECHECK_S = 2.0
 @contextmanager
 def job_store() -> Iterator[JobStore]:
     from tickstock.core.clock import LiveClock
-    from tickstock.store.db import create_pool
 
-    dsn = database_url(start=False)
-    try:
-        psycopg.connect(dsn, connect_timeout=3).close()
-    except psycopg.OperationalError as exc:
-        raise InfrastructureError(
-            f"PostgreSQL is unreachable ({str(exc).strip()}); start it with `tickstock infra "
-            "start` or point TICKSTOCK_DATABASE_URL at a running server") from None
-    pool = create_pool(dsn, min_size=1, max_size=2, name="cli-jobs")
-    try:
+    with database_pool("cli-jobs", max_size=2) as pool:
         yield JobStore(pool, LiveClock())
-    finally:
-        pool.close()
 
 
 def find_queued(job_id: str) -> Envelope | None:

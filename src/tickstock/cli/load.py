@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tickstock.cli.bus import console, redis_client
-from tickstock.cli.context import database_url, settings
+from tickstock.cli.context import database_pool, settings
 from tickstock.cli.jobs import build_job, watch
 from tickstock.contracts.events import JobProgress, JobStatus
 from tickstock.contracts.jobs import Job
-from tickstock.core.errors import InfrastructureError, NotFoundError
+from tickstock.core.errors import NotFoundError
 from tickstock.store.jobs import JobRecord
 
 _DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
@@ -36,22 +36,8 @@ _DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
 _SHOWN = 25
 
 
-@contextmanager
-def _pool(*, start: bool = False) -> Iterator[ConnectionPool]:
-    from tickstock.store.db import create_pool
-
-    dsn = database_url(start=start)
-    try:
-        psycopg.connect(dsn, connect_timeout=3).close()
-    except psycopg.OperationalError as exc:
-        raise InfrastructureError(
-            f"PostgreSQL is unreachable ({str(exc).strip()}); start it with `tickstock infra "
-            "start` or point TICKSTOCK_DATABASE_URL at a running server") from None
-    pool = create_pool(dsn, min_size=1, max_size=4, name="cli-load")
-    try:
-        yield pool
-    finally:
-        pool.close()
+def _pool(*, start: bool = False) -> AbstractContextManager[ConnectionPool]:
+    return database_pool("cli-load", start=start)
 
 
 # -- load ----------------------------------------------------------------------------------------
