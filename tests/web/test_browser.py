@@ -201,6 +201,30 @@ def test_historical_load_runs_on_a_worker_and_its_failures_can_be_retried(
     assert stored is not None and stored["n"] > 200  # the worker really loaded ~11 months
 
 
+def test_historical_load_cancelled_on_a_real_worker(
+        page: Page, server: Server, web_deps: WebDeps, shared_data: Path) -> None:
+    """Every real daily file, cancelled from the page once progress shows: the worker stops at a
+    symbol boundary, the job ends cancelled with fewer symbols done, and the page says so."""
+    symbols = sorted(p.name.split(".")[0] for p in (shared_data / "daily").glob("*.csv.gz"))
+    sign_in(page, server.url, *ADMIN)
+    page.goto(f"{server.url}/admin/historical-data")
+    page.wait_for_function("document.body.dataset.live === 'live'")
+    page.fill("#load-symbols", " ".join(symbols))
+    page.fill("#load-start", "2010-01-04")
+    page.fill("#load-end", "2018-01-01")
+    with load_worker(web_deps.pool, web_deps.redis, shared_data):
+        page.click("#btn-submit-load")
+        page.wait_for_selector("#active-jobs [data-job] .pill.running", timeout=60_000)
+        job_id = page.get_attribute("#active-jobs [data-job]", "data-job")
+        page.click(f"[data-cancel='{job_id}']")
+        page.wait_for_function("document.body.dataset.activeJobs === '0'", timeout=60_000)
+    with web_deps.pool.connection() as db:
+        job = db.execute("SELECT status, processed, total FROM jobs WHERE job_id = %s",
+                         (job_id,)).fetchone()
+    assert job is not None and job["status"] == "cancelled", job
+    assert job["processed"] < job["total"] == len(symbols)
+
+
 def test_symbol_page_shows_candles_overlay_and_markers(
         page: Page, server: Server, web_deps: WebDeps, shared_data: Path) -> None:
     counts = seed(web_deps.pool, shared_data)
