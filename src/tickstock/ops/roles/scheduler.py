@@ -12,11 +12,9 @@ leads (``running``) or stands by (``idle``).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from types import FrameType
 
 import redis
 
@@ -28,6 +26,7 @@ from tickstock.contracts.common import Phase, Timeframe
 from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
 from tickstock.ops import infra, metrics
+from tickstock.ops.roles.signals import stop_on_signals
 from tickstock.ops.settings import Settings
 from tickstock.pipeline.commands import CATCH_UP_REQUESTER, SCHEDULER_REQUESTER
 from tickstock.pipeline.scheduler import ScheduledRun, Scheduler, Submit, TickResult
@@ -80,7 +79,7 @@ def run(settings: Settings, instance: str, **options: object) -> None:
             redis_url=endpoints.redis.url, pool=pool, redis=client)
         heartbeat.start()
         stop = threading.Event()
-        _stop_on_signals(stop)
+        stop_on_signals(stop.set)
         log.info("scheduler %s ticking every %.1fs", instance, tick.total_seconds())
         scheduler.run_forever(stop, on_tick=_reporter(heartbeat))
     finally:
@@ -106,15 +105,3 @@ def _reporter(heartbeat: HeartbeatThread) -> Callable[[TickResult], None]:
             last[:] = [seen]
 
     return report
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return  # embedded in a test or another program: the caller stops it
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)

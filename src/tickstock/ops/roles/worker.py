@@ -5,14 +5,12 @@ nothing is pending."""
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from types import FrameType
 
 from tickstock.bus.connection import connect
 from tickstock.bus.heartbeat import HeartbeatThread
 from tickstock.core.clock import LiveClock
 from tickstock.ops import infra, metrics
+from tickstock.ops.roles.signals import stop_on_signals
 from tickstock.ops.settings import Settings
 from tickstock.pipeline.jobs import load_handler_modules
 from tickstock.pipeline.seed_compat import SeedCompatSubscriber
@@ -42,7 +40,7 @@ def run(settings: Settings, instance: str, drain: bool = False, **options: objec
                                           max_deliveries=settings.bus_max_deliveries))
     worker.install(INSTALLERS)
     legacy = None if drain else SeedCompatSubscriber(client, source=instance, clock=clock).start()
-    _stop_on_signals(worker)
+    stop_on_signals(worker.stop, doing="stopping at the next symbol boundary")
     log.info("worker %s consuming; job types: %s", instance, ", ".join(sorted(handlers)) or "-")
     try:
         worker.run(drain=drain)
@@ -54,15 +52,3 @@ def run(settings: Settings, instance: str, drain: bool = False, **options: objec
         client.close()
         pool.close()
         log.info("worker %s stopped", instance)
-
-
-def _stop_on_signals(worker: Worker) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return  # embedded in a test or another program: the caller stops it
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping at the next symbol boundary", signum)
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
