@@ -81,6 +81,7 @@ class SymbolState:
             (spec.columns, spec.kernel.stream()) for spec in p.indicators
         ]
         self._candles = [TalibCell(spec.talib_function, {}) for spec in ps.candles]
+        self._value_columns = p.columns
         self._keep = p.window - 1
         self.columns = (*ps.columns, DAILY_TREND)
         self.window = np.zeros((0, len(self.columns)), dtype=np.float64)
@@ -105,7 +106,7 @@ class SymbolState:
         self.last_ts = int(bars.ts[-1]) if len(bars) else None
         return result
 
-    def advance(self, bar: Bar, commit: bool) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    def advance(self, bar: Bar, commit: bool) -> tuple[dict[str, float], list[float], list[float]]:
         """Run every indicator stream and candlestick cell on ``bar`` (committing when
         ``commit``): its indicator values, its row of ``columns`` and the candles' raw outputs."""
         if self.last_ts is not None and bar.ts <= self.last_ts:
@@ -114,17 +115,19 @@ class SymbolState:
                 f"committed bar at {self.last_ts}"
             )
         row = _row(bar)
-        values: dict[str, float] = {}
         for columns, stream in self._streams:
             outputs = stream.update(row) if commit else stream.peek(row)
-            for name, value in zip(columns, outputs, strict=True):
-                row[name] = value
-                values[name] = value
+            if len(columns) == 1:
+                row[columns[0]] = outputs[0]
+            else:
+                row.update(zip(columns, outputs, strict=True))
+        values = {name: row[name] for name in self._value_columns}
         prices = [row[name] for name in CANDLE_INPUTS]
-        raw = np.array(
-            [(cell.update if commit else cell.peek)(*prices)[0] for cell in self._candles], dtype=np.float64
-        )
-        return values, np.array([row[name] for name in self.columns], dtype=np.float64), raw
+        if commit:
+            raw = [cell.update(*prices)[0] for cell in self._candles]
+        else:
+            raw = [cell.peek(*prices)[0] for cell in self._candles]
+        return values, [row[name] for name in self.columns], raw
 
     def commit(self, bar: Bar, segment: np.ndarray) -> None:
         """Keep the last rows of ``segment``: the window with ``bar``'s row stacked under it
@@ -183,29 +186,28 @@ class Engine:
             return []
         states = [self._state(bar.symbol, bar.timeframe) for bar in bars]
         advanced = [state.advance(bar, commit) for state, bar in zip(states, bars, strict=True)]
-        segments = [np.vstack((s.window, row)) for s, (_, row, _) in zip(states, advanced, strict=True)]
-        lengths = [seg.shape[0] for seg in segments]
-        last = np.cumsum(lengths, dtype=np.int64) - 1
-        table = np.vstack(segments)
-        frame = Frame(
-            {name: table[:, j] for j, name in enumerate(states[0].columns)},
-            np.concatenate([np.arange(n, dtype=np.int64) for n in lengths]),
-        )
-        reported = np.zeros(table.shape[0], dtype=np.bool_)
+        segments, frame, last = _frame(states, [row for _, row, _ in advanced])
+        reported = np.zeros(frame.pos.shape[0], dtype=np.bool_)
         reported[last] = True
         hits = _newest_candles([raw for _, _, raw in advanced], last)
         found, scores = detect_frame(self._ps, frame, hits, reported)
-        bounds = np.searchsorted(found.index, last, side="right").tolist()
-        snaps, begin = [], 0
-        for k, (bar, state) in enumerate(zip(bars, states, strict=True)):
-            rows = slice(begin, bounds[k])
-            begin = bounds[k]
+        # detections are few: most bars get an empty tuple without slicing the columns
+        bounds = np.searchsorted(found.index, last, side="right")
+        counts = np.diff(bounds, prepend=0)
+        snaps = [
+            Snapshot(bar.symbol, bar.timeframe, bar.ts, values, ())
+            for bar, (values, _, _) in zip(bars, advanced, strict=True)
+        ]
+        for k in np.flatnonzero(counts).tolist():
+            bar = bars[k]
+            rows = slice(int(bounds[k] - counts[k]), int(bounds[k]))
             own = found.take(rows)
             ts = np.full(len(own), bar.ts, dtype=np.int64)
             det = Detections(bar.symbol, bar.timeframe, self._ps.names, ts, own, take_scores(scores, rows))
-            snaps.append(Snapshot(bar.symbol, bar.timeframe, bar.ts, advanced[k][0], tuple(det)))
-            if commit:
-                state.commit(bar, segments[k])
+            snaps[k] = Snapshot(bar.symbol, bar.timeframe, bar.ts, advanced[k][0], tuple(det))
+        if commit:
+            for bar, state, segment in zip(bars, states, segments, strict=True):
+                state.commit(bar, segment)
         return snaps
 
     def last_ts(self, symbol: str, timeframe: str) -> int | None:
@@ -221,11 +223,37 @@ class Engine:
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
-def _newest_candles(raws: list[np.ndarray], last: np.ndarray) -> CandleHits:
+def _frame(states: list[SymbolState], rows: list[list[float]]) -> tuple[list[np.ndarray], Frame, np.ndarray]:
+    """Each state's window with its new row under it (its segment), all segments as one
+    detection frame, and the frame row of each new row. When every window is full -- every
+    bar of a burst after the warm-up -- the segments are stacked in two numpy calls."""
+    columns = states[0].columns
+    new = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    depth = states[0].window.shape[0]
+    if all(s.window.shape[0] == depth for s in states):
+        stacked = np.concatenate(
+            (np.stack([s.window for s in states]), new[:, None, :]), axis=1
+        )  # [segment, row, column]
+        table = stacked.reshape(-1, len(columns))
+        segments = list(stacked)
+        per = depth + 1
+        last = np.arange(len(states), dtype=np.int64) * per + depth
+        pos = np.tile(np.arange(per, dtype=np.int64), len(states))
+    else:
+        segments = [np.vstack((s.window, new[k])) for k, s in enumerate(states)]
+        lengths = [seg.shape[0] for seg in segments]
+        last = np.cumsum(lengths, dtype=np.int64) - 1
+        table = np.vstack(segments)
+        pos = np.concatenate([np.arange(n, dtype=np.int64) for n in lengths])
+    frame = Frame({name: table[:, j] for j, name in enumerate(columns)}, pos)
+    return segments, frame, last
+
+
+def _newest_candles(raws: list[list[float]], last: np.ndarray) -> CandleHits:
     """Candle hits of each segment's newest row (``last[k]``), by row then pattern."""
-    if not raws or not raws[0].shape[0]:
+    if not raws or not raws[0]:
         return CandleHits(_NO_ROWS, _NO_ROWS, np.zeros(0, dtype=np.float64))
-    raw = np.vstack(raws)  # [segment, pattern]
+    raw = np.array(raws, dtype=np.float64)  # [segment, pattern]
     seg, pattern = np.nonzero(raw)
     return CandleHits(pattern.astype(np.int64), last[seg], raw[seg, pattern])
 

@@ -10,9 +10,9 @@ to (for the session VWAP and intraday relative volume) is looked up here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from math import isnan
 
 import numpy as np
 
@@ -96,12 +96,17 @@ class AnalysisLiveEngine:
 
 
 def _analysis(snapshot: Snapshot) -> BarAnalysis:
-    values = {k: v for k, v in snapshot.values.items() if not math.isnan(v)}
+    values = {k: v for k, v in snapshot.values.items() if not isnan(v)}
+    if not snapshot.detections:
+        return BarAnalysis(values)
     return BarAnalysis(values, tuple(_detection(d) for d in snapshot.detections))
 
 
+_DIRECTIONS = {d.value: d for d in Direction}
+
+
 def _detection(d: AnalysisDetection) -> Detection:
-    return Detection(pattern=d.pattern, direction=Direction(d.direction),
+    return Detection(pattern=d.pattern, direction=_DIRECTIONS[d.direction],
                      confidence=min(1.0, max(0.0, d.confidence)), strength=d.strength,
                      levels=dict(d.levels), evidence=dict(d.evidence),
                      daily_agrees=d.daily_agrees)
