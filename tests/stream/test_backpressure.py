@@ -7,6 +7,7 @@ the stream's writes stall as a slow database would stall them, while the provide
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import date
 
 import numpy as np
@@ -134,3 +135,34 @@ def test_the_forming_bar_is_peeked_without_committing_it(db_dsn: str, redis_url:
     hour = hourly[0]  # type: ignore[index]
     assert (hour.start, hour.open, hour.close) == (frames[60].start, frames[60].open[col],
                                                    frames[-1].close[col])
+
+
+def test_a_malformed_minute_is_counted_and_skipped_and_the_rest_processed(
+        db_dsn: str, redis_url: str) -> None:
+    frames = _frames(3)
+    volume, close = frames[1].volume.copy(), frames[1].close.copy()  # the next open is a view
+    volume[0] = -5.0  # a negative volume ...
+    close[1] = np.nan  # ... and a missing price (the provider's JSON says NaN)
+    bad = frames[1] = dataclasses.replace(frames[1], volume=volume, close=close)
+
+    with infrastructure(db_dsn, redis_url) as (pool, client):
+
+        async def main() -> dict[str, object]:
+            async with ReplayServer("kx") as server:
+                service = build_service(pool, client, server, SYMBOLS)
+                running = Running(service)
+                await server.wait_subscribed()
+                for frame in frames:
+                    await server.publish(frame)
+                await until(lambda: service.stats.received == len(frames) * len(SYMBOLS))
+                await service.drain()
+                await running.stop()
+                return service.stats.snapshot()
+
+        stats = asyncio.run(main())
+
+    assert stats["invalid"] == 2 and stats["processed"] == len(frames) * len(SYMBOLS) - 2
+    minutes = _stored(db_dsn, "1min")
+    assert len(minutes) == len(frames) * len(SYMBOLS) - 2
+    skipped = {(SYMBOLS[0], bad.start), (SYMBOLS[1], bad.start)}
+    assert not skipped & {(s, ts) for s, ts in minutes}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickstock.bus.connection import connect
 from tickstock.contracts import names
@@ -15,6 +19,7 @@ from tickstock.contracts.events import BarLive, Event, IndicatorAlert, PatternDe
 from tickstock.core.clock import FrozenClock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
+from tickstock.pipeline.stream.bars import BarEvent, LiveBar
 from tickstock.pipeline.stream.publisher import BusEventSink, encode_events
 
 TS = datetime(2024, 3, 1, 15, 30, tzinfo=UTC)
@@ -88,3 +93,33 @@ def test_sink_raises_when_redis_is_down() -> None:
     sink = BusEventSink(client, source="stream-test", clock=FrozenClock(NOW))
     with pytest.raises(redis.ConnectionError):
         sink.publish(_events())
+
+
+_PRICE = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False)
+_VALUE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.builds(np.float64, _PRICE))
+
+
+
+
+@st.composite
+def _bars(draw: st.DrawFn) -> LiveBar:
+    start = TS + timedelta(minutes=draw(st.integers(min_value=0, max_value=10**6)))
+    prices = draw(st.lists(_PRICE, min_size=4, max_size=4))
+    return LiveBar(draw(st.from_regex(r"[A-Z]{1,5}(\.[A-Z])?", fullmatch=True)),
+                   draw(st.sampled_from(list(Timeframe))), start, start + timedelta(minutes=1),
+                   *prices, draw(st.floats(min_value=0, max_value=1e12)),
+                   draw(st.one_of(st.none(), _PRICE)),
+                   draw(st.one_of(st.none(), st.integers(min_value=0, max_value=10**9))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(bar=_bars(), final=st.booleans(),
+       indicators=st.dictionaries(st.from_regex(r"[a-z0-9_.]{1,24}", fullmatch=True), _VALUE,
+                                  max_size=25))
+def test_a_bar_event_encodes_exactly_as_its_model(bar: LiveBar, final: bool,
+                                                  indicators: dict[str, float]) -> None:
+    event = BarEvent(bar, final, indicators)
+    fast, slow = encode_events([event, event.model()], source="stream-test", ts=NOW)
+    assert fast.replace(b'.0","type"', b'.1","type"') == slow  # the same bytes but the id's n
+    if all(math.isfinite(v) for v in indicators.values()):  # the engine sends finite ones only
+        assert Envelope.decode(fast).data == event.model()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from math import isnan
+from math import isfinite
 
 import numpy as np
 
@@ -96,7 +96,7 @@ class AnalysisLiveEngine:
 
 
 def _analysis(snapshot: Snapshot) -> BarAnalysis:
-    values = {k: v for k, v in snapshot.values.items() if not isnan(v)}
+    values = {k: v for k, v in snapshot.values.items() if isfinite(v)}
     if not snapshot.detections:
         return BarAnalysis(values)
     return BarAnalysis(values, tuple(_detection(d) for d in snapshot.detections))

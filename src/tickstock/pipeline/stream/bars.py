@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 import numpy as np
 
@@ -48,6 +49,23 @@ class LiveBar:
             volume=self.volume, vwap=self.vwap, trades=self.trades, final=final,
             indicators=indicators or {},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BarEvent:
+    """The ``bar.live`` event of ``bar`` without its pydantic model: a burst is thousands of
+    them, and validating a model per bar cost more than analysing the bar. The stream's sink
+    encodes it straight to the JSON ``model()`` serialises to (a test holds the two equal);
+    the bar was checked where it entered (``LiveProcessor``)."""
+
+    message_type: ClassVar[str] = BarLive.message_type
+
+    bar: LiveBar
+    final: bool
+    indicators: dict[str, float]
+
+    def model(self) -> BarLive:
+        return self.bar.event(final=self.final, indicators=self.indicators)
 
 
 def minute_bar(symbol: str, start_ms: int, *, open_: float, high: float, low: float,

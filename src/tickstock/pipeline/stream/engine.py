@@ -31,7 +31,7 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class BarAnalysis:
-    """Indicator values (NaN-free: a value not yet defined is absent) and detections of a bar."""
+    """Indicator values (finite: a value not yet defined is absent) and detections of a bar."""
 
     values: dict[str, float]
     detections: tuple[Detection, ...] = ()

@@ -34,6 +34,9 @@ BARS_DUPLICATE = Counter("tickstock_stream_bars_duplicate_total",
                          "Minute bars received again (already processed); not reprocessed.")
 BARS_OUTSIDE_SESSION = Counter("tickstock_stream_bars_outside_session_total",
                                "Minute bars outside regular hours; counted, not processed.")
+BARS_INVALID = Counter("tickstock_stream_bars_invalid_total",
+                       "Minute bars with a non-finite price or a negative volume; counted, "
+                       "not processed.")
 EVENTS_PUBLISHED = Counter("tickstock_stream_events_published_total",
                            "Live events published.", ["type"])
 RECONNECTS = Counter("tickstock_stream_reconnects_total", "Provider connections (re)opened.")
@@ -72,6 +75,7 @@ class StreamStats:
     processed: int = 0
     duplicates: int = 0
     outside_session: int = 0
+    invalid: int = 0
     repaired: int = 0
     gaps: int = 0
     reconnects: int = 0
@@ -106,6 +110,10 @@ class StreamStats:
     def on_outside_session(self, n: int = 1) -> None:
         self.outside_session += n
         BARS_OUTSIDE_SESSION.inc(n)
+
+    def on_invalid(self, n: int = 1) -> None:
+        self.invalid += n
+        BARS_INVALID.inc(n)
 
     def on_repaired(self, n: int) -> None:
         self.repaired += n
@@ -168,7 +176,8 @@ class StreamStats:
         """Figures for the heartbeat and ``tickstock status``."""
         return {
             "health": self.health(), "received": self.received, "processed": self.processed,
-            "duplicates": self.duplicates, "repaired": self.repaired, "gaps": self.gaps,
+            "duplicates": self.duplicates, "invalid": self.invalid, "repaired": self.repaired,
+            "gaps": self.gaps,
             "reconnects": self.reconnects, "events": self.events, "queue_depth": self.queue_depth,
             "bars_behind": self.bars_behind, "lag_s": round(self.lag_s, 3),
             "last_batch_s": round(self.last_batch_s, 4), "stored": dict(self.stored),

@@ -3,7 +3,8 @@
 For each batch (usually one minute-boundary burst, or part of one):
 
 1. Keep each symbol's minutes in order: a minute at or before the symbol's last one is a
-   duplicate (counted, not reprocessed); a minute outside regular hours is counted and skipped.
+   duplicate (counted, not reprocessed); a minute outside regular hours, or with a non-finite
+   price or a negative volume (logged with the symbol), is counted and skipped.
 2. Roll the minutes up into 5-minute, 15-minute and hourly bars (``rollup``); close the buckets
    whose time has passed (``flush_before``) unless the symbol still waits for a gap repair.
 3. Store every closed bar — minutes and derived — in one upsert, on a writer thread while
@@ -23,13 +24,14 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from math import isfinite
 from typing import Protocol
 
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import Event, PatternDetected
 from tickstock.core.errors import StoreError
 from tickstock.pipeline.stream.alerts import AlertRules
-from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.bars import BarEvent, LiveBar
 from tickstock.pipeline.stream.engine import BarAnalysis, Detection, LiveEngine
 from tickstock.pipeline.stream.metrics import StageTimer, StreamStats
 from tickstock.pipeline.stream.rollup import DERIVED, Rollup
@@ -45,7 +47,7 @@ class BarWriter(Protocol):
 
 
 class EventSink(Protocol):
-    def publish(self, events: Sequence[Event]) -> int:
+    def publish(self, events: Sequence[Event | BarEvent]) -> int:
         """Publish ``events`` in order; return how many were published."""
 
 
@@ -189,6 +191,12 @@ class LiveProcessor:
             if self.sessions.session_of(bar.start) is None:
                 self.stats.on_outside_session()
                 continue
+            if not _valid(bar):
+                self.stats.on_invalid()
+                logger.warning("invalid minute bar skipped: %s %s o=%r h=%r l=%r c=%r v=%r",
+                               bar.symbol, bar.start.isoformat(), bar.open, bar.high, bar.low,
+                               bar.close, bar.volume)
+                continue
             last = self.last_minute.get(bar.symbol)
             if last is not None and bar.start <= last:
                 self.stats.on_duplicate()
@@ -198,10 +206,10 @@ class LiveProcessor:
         return accepted
 
     def _events(self, closed: list[LiveBar], analyses: list[BarAnalysis]
-                ) -> tuple[list[PatternDetected], list[Event], list[Event]]:
+                ) -> tuple[list[PatternDetected], list[Event], list[BarEvent]]:
         detections: list[PatternDetected] = []
         alerts: list[Event] = []
-        finals: list[Event] = []
+        finals: list[BarEvent] = []
         check = self.alerts.check
         for bar, analysis in zip(closed, analyses, strict=True):
             if self.keep_analyses:
@@ -209,16 +217,16 @@ class LiveProcessor:
             if analysis.detections:  # most bars complete no pattern
                 detections.extend(_detected(bar, d) for d in analysis.detections)
             alerts.extend(check(bar, analysis.values))
-            finals.append(bar.event(final=True, indicators=analysis.values))
+            finals.append(BarEvent(bar, True, analysis.values))
         return detections, alerts, finals
 
-    def _forming(self, accepted: list[LiveBar]) -> list[Event]:
-        events: list[Event] = []
+    def _forming(self, accepted: list[LiveBar]) -> list[BarEvent]:
+        events: list[BarEvent] = []
         for minute in accepted:
             for tf in self.rollup.timeframes:
                 bar = self.rollup.forming(minute.symbol, tf)
                 if bar is not None:
-                    events.append(bar.event(final=False))
+                    events.append(BarEvent(bar, False, {}))
         return events
 
     def peek(self, symbol: str, timeframe: Timeframe) -> tuple[LiveBar, BarAnalysis] | None:
@@ -228,7 +236,7 @@ class LiveProcessor:
             return None
         return bar, self.engine.peek(bar)
 
-    def _publish(self, events: list[Event]) -> dict[str, int]:
+    def _publish(self, events: list[Event | BarEvent]) -> dict[str, int]:
         if not events:
             return {}
         try:
@@ -250,6 +258,11 @@ class LiveProcessor:
         except Exception as exc:
             self.stats.on_error("detections")
             logger.error("storing %d live detections failed: %s", len(detections), exc)
+
+
+def _valid(bar: LiveBar) -> bool:
+    prices = (bar.open, bar.high, bar.low, bar.close)
+    return all(isfinite(p) for p in prices) and isfinite(bar.volume) and bar.volume >= 0
 
 
 def _detected(bar: LiveBar, d: Detection) -> PatternDetected:
