@@ -41,6 +41,22 @@ def test_deterministic_and_range_independent(market: SyntheticProvider) -> None:
     assert np.array_equal(m1.between(int(m2.ts[0]), int(m2.ts[-1]) + 1).close, m2.close)
 
 
+def test_one_session_equals_the_same_session_of_the_whole_history(
+    market: SyntheticProvider,
+) -> None:
+    """A bar is drawn from its own block of sessions plus a few numbers per block: asking for
+    one session (the daily top-up) gives the bar of the whole history, on block edges too."""
+    whole = market.fetch_bars("IBM", Timeframe.DAY, utc(1990, 1, 1), utc(2036, 1, 1)).bars
+    assert len(whole) > 11_000
+    for i in (0, 1, 63, 64, 65, 127, 128, 5000, 7551, 7552, len(whole) - 1):
+        t = int(whole.ts[i])
+        one = market.fetch_bars("IBM", Timeframe.DAY, datetime.fromtimestamp(t // 10**9, UTC),
+                                datetime.fromtimestamp(t // 10**9 + 1, UTC)).bars
+        assert len(one) == 1 and int(one.ts[0]) == t
+        for column in ("open", "high", "low", "close", "volume"):
+            assert getattr(one, column)[0] == getattr(whole, column)[i], (i, column)
+
+
 def test_only_session_times_and_valid_ohlc(market: SyntheticProvider) -> None:
     cal = nyse()
     day = market.fetch_bars("XOM", Timeframe.DAY, utc(2024, 1, 1), utc(2025, 1, 1)).bars

@@ -1,10 +1,24 @@
-"""The synthetic market's generator: deterministic, vectorised, the same bar whatever the range.
+"""The synthetic market's generator: deterministic, vectorised, the same bar whatever the range,
+and cheap for any range: a bar costs the same whether it is the only one asked for or one of
+forty years.
 
-Daily bars: every symbol's whole daily history (every session of the calendar) is drawn from
-one counter-based generator keyed by (seed, symbol), so a bar never depends on the requested
-range. Log returns follow a regime-switching random walk (drift and volatility change every
-~60 sessions), plus a market factor shared by all symbols (so they are correlated, as real
-stocks are), overnight gaps, and volume that grows with the size of the move and spikes.
+Daily bars: a symbol's sessions are cut into blocks of ``BLOCK`` sessions (the calendar's
+session positions 0..63, 64..127, ...). Two counter-based generators keyed by (seed, symbol):
+
+- a *coarse* one draws a few numbers per block for the whole calendar (a few hundred draws):
+  the block's regime (drift and volatility: the walk's regime switches every block), and the
+  sum of its idiosyncratic moves. Their running sum is the walk at every block boundary;
+- a *fine* one, addressed by the block (its counter is the block's position), draws each
+  session of the block: its move, overnight gap, wicks and volume. The moves are bridged so
+  that they add up to the block's coarse sum, so a block is generated without the blocks
+  before it.
+
+Log returns are a regime-switching random walk plus a market factor shared by all symbols (so
+they are correlated, as real stocks are), overnight gaps, and volume that grows with the size
+of the move and spikes. A walk over 45 years wanders to absurd prices: it is pulled back
+towards a slow trend (growth ~7%/year) anchored at a reference session (~2020, where prices
+are 10..400 like typical US stocks), by subtracting most of its trailing mean over ~8 blocks
+(taken at block boundaries, interpolated inside a block).
 
 Minute bars of a session are drawn from a generator keyed by (seed, symbol) whose counter is
 the session's position in the calendar: random access, so any range of days is cheap. The
@@ -30,6 +44,19 @@ _BLOCKS_PER_SESSION = _DRAWS_PER_SESSION // 4
 _REFERENCE_SESSION = 7560  # ~2020 when the calendar starts in 1990
 assert _DRAWS_PER_SESSION % 4 == 0
 
+BLOCK = 64  # sessions per daily block (and per regime)
+_DAILY_DRAWS = 12  # uniforms per session of a daily block: 6 normals, 3 uniforms, 3 spare
+_DAILY_COUNTERS_PER_BLOCK = BLOCK * _DAILY_DRAWS // 4
+_ANCHOR_BLOCKS = 8  # boundaries in the trailing mean the walk is pulled towards (~500 sessions)
+_REVERSION = 0.85
+_TREND = 0.00027  # log growth per session (~7%/year)
+_GAP_P, _GAP_SIZE, _OVERNIGHT = 0.03, 3.0, 0.25
+_SPIKE_P = 0.015
+# Variance of one session's idiosyncratic move, in units of the regime's volatility squared:
+# the intraday move (1), the overnight noise (0.25^2) and a gap (p x 3^2).
+_MOVE_VARIANCE = 1.0 + _OVERNIGHT**2 + _GAP_P * _GAP_SIZE**2
+assert (BLOCK * _DAILY_DRAWS) % 4 == 0
+
 
 def key(seed: int, symbol: str, stream: str) -> int:
     """A 128-bit generator key for one (seed, symbol, stream)."""
@@ -51,19 +78,73 @@ def _normal_pair(u1: F64, u2: F64) -> tuple[F64, F64]:
     return radius * np.cos(angle), radius * np.sin(angle)
 
 
-def market_factor(seed: int, n: int) -> F64:
-    """Daily log return of the whole market, shared by every symbol."""
+@dataclass(frozen=True, eq=False)
+class Market:
+    """The market factor: daily log return shared by every symbol, over whole blocks (zero
+    after the calendar's last session), and its running sum (``cum[t]``: sessions before t)."""
+
+    sessions: int
+    factor: F64
+    cum: F64
+
+    @property
+    def blocks(self) -> int:
+        return len(self.factor) // BLOCK
+
+
+def market_factor(seed: int, n: int) -> Market:
+    """The market factor of a calendar of ``n`` sessions."""
     rng = np.random.Generator(np.random.Philox(key=key(seed, "", "market")))
     regime = np.cumsum(rng.random(n) < 1 / 120)
     stress = np.where(rng.random(int(regime[-1]) + 1) < 0.15, 2.2, 1.0)[regime]
-    result: F64 = 0.008 * stress * rng.standard_normal(n)
-    return result
+    factor = np.zeros(-(-n // BLOCK) * BLOCK)
+    factor[:n] = 0.008 * stress * rng.standard_normal(n)
+    return Market(n, factor, np.concatenate([[0.0], np.cumsum(factor)]))
+
+
+@dataclass(frozen=True, eq=False)
+class Coarse:
+    """One symbol's constants and per-block draws over the whole calendar (a few hundred
+    numbers): what any block needs from the blocks before it."""
+
+    ref_price: float
+    beta: float
+    base_volume: float
+    drift: F64  # per block: the regime's drift (log return per session)
+    vol: F64  # per block: the regime's volatility (sd of the daily log return)
+    sums: F64  # per block: the sum of its sessions' idiosyncratic moves
+    walk: F64  # per boundary k (before session k * BLOCK): the walk, market included
+    anchor: F64  # per boundary: the trailing mean of ``walk`` the walk is pulled towards
+    level: float  # the pulled-back walk at the reference boundary
+
+
+def coarse(seed: int, symbol: str, market: Market) -> Coarse:
+    """The coarse draws of ``symbol``; cost ~0.2 ms whatever the calendar's length."""
+    blocks = market.blocks
+    rng = np.random.Generator(np.random.Philox(key=key(seed, symbol, "daily")))
+    ref_price = float(np.exp(rng.uniform(np.log(10.0), np.log(400.0))))
+    beta = float(rng.uniform(0.5, 1.5))
+    base_vol = float(rng.uniform(0.008, 0.02))
+    base_volume = float(np.exp(rng.normal(13.8, 1.0)))
+    drift = rng.normal(0.0, 0.0012, blocks)
+    vol = base_vol * np.exp(rng.normal(0.0, 0.35, blocks))
+    sums = rng.standard_normal(blocks) * vol * np.sqrt(BLOCK * _MOVE_VARIANCE)
+    walk = np.concatenate([[0.0], np.cumsum(sums + BLOCK * drift)])
+    walk += beta * market.cum[::BLOCK]
+    csum = np.concatenate([[0.0], np.cumsum(walk)])
+    idx = np.arange(1, len(walk) + 1)
+    lo = np.maximum(idx - _ANCHOR_BLOCKS, 0)
+    anchor = (csum[idx] - csum[lo]) / (idx - lo)
+    ref = min(_REFERENCE_SESSION // BLOCK, blocks)
+    level = float(walk[ref] - _REVERSION * anchor[ref])
+    return Coarse(ref_price, beta, base_volume, drift, vol, sums, walk, anchor, level)
 
 
 @dataclass(frozen=True, eq=False)
 class DailyPath:
-    """One symbol's daily OHLCV over every calendar session (index = session position)."""
+    """One symbol's daily OHLCV over consecutive sessions (index 0 = session ``first``)."""
 
+    first: int
     open: F64
     high: F64
     low: F64
@@ -72,49 +153,64 @@ class DailyPath:
     volatility: F64  # the day's regime volatility (daily log-return sd)
 
 
-def daily_path(seed: int, symbol: str, market: F64) -> DailyPath:
-    """The symbol's whole daily history; cost ~1 ms per 10,000 sessions."""
-    n = len(market)
-    rng = np.random.Generator(np.random.Philox(key=key(seed, symbol, "daily")))
-    ref_price = float(np.exp(rng.uniform(np.log(10.0), np.log(400.0))))
-    beta = rng.uniform(0.5, 1.5)
-    base_vol = rng.uniform(0.008, 0.02)
-    base_volume = float(np.exp(rng.normal(13.8, 1.0)))
-    z = rng.standard_normal((5, n))
-    regime = np.cumsum(rng.random(n) < 1 / 60)
-    regimes = int(regime[-1]) + 1
-    drift = rng.normal(0.0, 0.0012, regimes)[regime]
-    vol = base_vol * np.exp(rng.normal(0.0, 0.35, regimes))[regime]
-    gaps = np.where(rng.random(n) < 0.03, z[1] * 3.0 * vol, 0.0)
-    spikes = np.where(rng.random(n) < 0.015, rng.uniform(2.0, 6.0, n), 1.0)
+def daily_path(seed: int, symbol: str, market: Market, first: int, last: int, *,
+               c: Coarse | None = None) -> DailyPath:
+    """Sessions ``first .. last - 1`` (calendar positions) of ``symbol``'s daily history, from
+    the blocks that hold them: ~0.3 ms for one block (a daily top-up), ~8 ms for the whole
+    calendar (the former whole-history generator: ~3.5 ms for any range)."""
+    last = max(min(last, market.sessions), first)
+    if first >= last:
+        empty = np.empty(0)
+        return DailyPath(first, empty, empty, empty, empty, empty, empty)
+    c = c or coarse(seed, symbol, market)
+    k0, k1 = first // BLOCK, max(-(-last // BLOCK), first // BLOCK + 1)
+    nb = k1 - k0
+    bitgen = np.random.Philox(key=key(seed, symbol, "daily-block"),
+                              counter=[k0 * _DAILY_COUNTERS_PER_BLOCK, 0, 0, 0])
+    u = _uniforms(np.asarray(bitgen.random_raw(nb * BLOCK * _DAILY_DRAWS), dtype=np.uint64))
+    u = u.reshape(nb, BLOCK, _DAILY_DRAWS)
+    z0, z1 = _normal_pair(u[..., 0], u[..., 1])
+    z2, z3 = _normal_pair(u[..., 2], u[..., 3])
+    z4, _ = _normal_pair(u[..., 4], u[..., 5])
+    vol = c.vol[k0:k1, None]
+    gaps = np.where(u[..., 6] < _GAP_P, z1 * _GAP_SIZE * vol, 0.0)
+    spikes = np.where(u[..., 7] < _SPIKE_P, 2.0 + 4.0 * u[..., 8], 1.0)
+    overnight = gaps + _OVERNIGHT * vol * z2
+    log_close, prev_close = _log_closes(c, market, k0, k1, overnight + vol * z0)
+    start = k0 * BLOCK
+    log_open = np.concatenate([[prev_close], log_close[:-1]]) + overnight.ravel()
+    sl = slice(first - start, last - start)
+    vol_s = np.broadcast_to(vol, (nb, BLOCK)).ravel()[sl]
+    z3, z4, spikes = z3.ravel()[sl], z4.ravel()[sl], spikes.ravel()[sl]
+    o = np.round(np.exp(log_open[sl]), 2).clip(0.01)
+    cl = np.round(np.exp(log_close[sl]), 2).clip(0.01)
+    top, bottom = np.maximum(o, cl), np.minimum(o, cl)
+    h = np.maximum(np.round(top * np.exp(np.abs(z3) * vol_s * 0.6), 2), top)
+    lo = np.minimum(np.round(bottom * np.exp(-np.abs(z4) * vol_s * 0.6), 2), bottom).clip(0.01)
+    move = np.abs(np.log(cl / o)) / vol_s
+    volume = np.round(c.base_volume * np.exp(0.35 * z4 + 0.25 * move) * spikes / 100.0) * 100.0
+    return DailyPath(first, o, h, lo, cl, np.maximum(volume, 100.0), vol_s.copy())
 
-    overnight = gaps + 0.25 * vol * z[2]
-    intraday = drift + beta * market + vol * z[0]
-    # A random walk over 45 years wanders to absurd prices; pull the walk back towards a slow
-    # trend (growth ~7%/year) anchored at a reference session (~2020), where prices are
-    # 10..400 like typical US stocks.
-    walk = np.cumsum(overnight + intraday)
-    walk -= 0.85 * _slow_mean(walk, 500)
-    t = np.arange(n, dtype=np.float64) - min(_REFERENCE_SESSION, n - 1)
-    log_close = np.log(ref_price) + 0.00027 * t + walk - walk[min(_REFERENCE_SESSION, n - 1)]
-    log_open = np.concatenate([[log_close[0] - intraday[0]], log_close[:-1]]) + overnight
-    o = np.round(np.exp(log_open), 2).clip(0.01)
-    c = np.round(np.exp(log_close), 2).clip(0.01)
-    h = np.maximum(np.round(np.maximum(o, c) * np.exp(np.abs(z[3]) * vol * 0.6), 2), np.maximum(o, c))
-    lo = np.minimum(np.round(np.minimum(o, c) * np.exp(-np.abs(z[4]) * vol * 0.6), 2), np.minimum(o, c))
-    lo = lo.clip(0.01)
-    move = np.abs(np.log(c / o)) / vol
-    volume = np.round(base_volume * np.exp(0.35 * z[4] + 0.25 * move) * spikes / 100.0) * 100.0
-    return DailyPath(o, h, lo, c, np.maximum(volume, 100.0), vol)
 
-
-def _slow_mean(x: F64, window: int) -> F64:
-    """Trailing mean over ``window`` values (a slow anchor for mean reversion)."""
-    csum = np.concatenate([[0.0], np.cumsum(x)])
-    idx = np.arange(1, len(x) + 1)
-    lo = np.maximum(idx - window, 0)
-    result: F64 = (csum[idx] - csum[lo]) / (idx - lo)
-    return result
+def _log_closes(c: Coarse, market: Market, k0: int, k1: int, moves: F64) -> tuple[F64, float]:
+    """Log closes of every session of blocks ``k0 .. k1 - 1`` (``moves``: their idiosyncratic
+    moves, one row per block), and the log close before the first of them."""
+    nb = k1 - k0
+    # Bridge: the block's moves shifted evenly so they add up to its coarse sum.
+    moves = moves + ((c.sums[k0:k1] - moves.sum(axis=1)) / BLOCK)[:, None]
+    j = np.arange(1, BLOCK + 1, dtype=np.float64)[None, :] / BLOCK
+    t = np.arange(k0 * BLOCK, k1 * BLOCK)
+    market_part = c.beta * (market.cum[t + 1] - market.cum[k0 * BLOCK: k1 * BLOCK:BLOCK]
+                            .repeat(BLOCK)).reshape(nb, BLOCK)
+    walk = (c.walk[k0:k1, None] + np.cumsum(moves, axis=1) + c.drift[k0:k1, None] * BLOCK * j
+            + market_part)
+    anchor = c.anchor[k0:k1, None] + j * (c.anchor[k0 + 1:k1 + 1] - c.anchor[k0:k1])[:, None]
+    pulled = (walk - _REVERSION * anchor).ravel()
+    before = c.walk[k0] - _REVERSION * c.anchor[k0]  # the pulled walk before block k0
+    ref = min(_REFERENCE_SESSION // BLOCK, market.blocks) * BLOCK - 1
+    base = np.log(c.ref_price) - c.level
+    log_close: F64 = base + _TREND * (t - ref) + pulled
+    return log_close, float(base + _TREND * (k0 * BLOCK - 1 - ref) + before)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,9 +227,10 @@ class MinuteBlock:
 def minute_block(
     seed: int, symbol: str, first_session: int, day: DailyPath, minutes: I64
 ) -> MinuteBlock:
-    """Minutes of sessions ``first_session ..`` (their counts in ``minutes``) of one symbol."""
+    """Minutes of sessions ``first_session ..`` (their counts in ``minutes``) of one symbol;
+    ``day`` holds (at least) those sessions."""
     days = len(minutes)
-    sl = slice(first_session, first_session + days)
+    sl = slice(first_session - day.first, first_session - day.first + days)
     bitgen = np.random.Philox(
         key=key(seed, symbol, "minute"), counter=[first_session * _BLOCKS_PER_SESSION, 0, 0, 0]
     )

@@ -21,7 +21,9 @@ from tickstock.market.providers.base import (
 )
 from tickstock.market.providers.synthetic.config import SyntheticConfig
 from tickstock.market.providers.synthetic.data import (
+    Coarse,
     DailyPath,
+    coarse,
     daily_path,
     market_factor,
     minute_block,
@@ -39,7 +41,7 @@ CAPABILITIES = Capabilities(
     derived_timeframes=frozenset(DERIVED_FROM),
 )
 _SYMBOL = re.compile(r"^[A-Z0-9.\-]{1,24}$")
-_CACHED_PATHS = 256
+_CACHED_SYMBOLS = 4096  # coarse draws (~5 KB each) of recently asked symbols
 _SESSIONS_PER_CHUNK = 128  # bounds the memory of one minute block (128 x 390 x 8 arrays)
 
 
@@ -52,7 +54,7 @@ class SyntheticProvider:
         days, opens, closes = calendar.session_arrays(calendar.first_day, calendar.last_day)
         self._days, self._opens, self._closes = days, opens, closes
         self._market = market_factor(self._config.seed, len(days))
-        self._paths: OrderedDict[str, DailyPath] = OrderedDict()
+        self._coarse: OrderedDict[str, Coarse] = OrderedDict()
 
     @property
     def capabilities(self) -> Capabilities:
@@ -61,18 +63,18 @@ class SyntheticProvider:
     def fetch_bars(
         self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> FetchResult:
-        path = self._path(symbol)
+        self._check(symbol)
         lo, hi = datetime_to_ns(start), datetime_to_ns(end)
         if timeframe is Timeframe.DAY:
-            bars = self._daily(symbol, path, lo, hi)
+            bars = self._daily(symbol, lo, hi)
         elif timeframe is Timeframe.MIN1:
-            bars = self._minutes(symbol, path, lo, hi)
+            bars = self._minutes(symbol, lo, hi)
         elif timeframe in (Timeframe.WEEK, Timeframe.MONTH):
             margin = 40 * NS_PER_DAY  # whole weeks/months around the range
-            daily = self._daily(symbol, path, lo - margin, hi + margin)
+            daily = self._daily(symbol, lo - margin, hi + margin)
             bars = derive(daily, timeframe, self._calendar).between(lo, hi)
         else:
-            minutes = self._minutes(symbol, path, lo, hi)
+            minutes = self._minutes(symbol, lo, hi)
             bars = derive(minutes, timeframe, self._calendar).between(lo, hi)
         return FetchResult(bars)
 
@@ -93,39 +95,44 @@ class SyntheticProvider:
         return None
 
     def close(self) -> None:
-        self._paths.clear()
+        self._coarse.clear()
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _path(self, symbol: str) -> DailyPath:
+    def _check(self, symbol: str) -> None:
         known = self._config.known_symbols
         if not _SYMBOL.match(symbol) or (known is not None and symbol not in known):
             raise NotFoundError(f"unknown symbol {symbol!r} in the synthetic market")
-        path = self._paths.get(symbol)
-        if path is None:
-            path = daily_path(self._config.seed, symbol, self._market)
-            self._paths[symbol] = path
-            if len(self._paths) > _CACHED_PATHS:
-                self._paths.popitem(last=False)
-        else:
-            self._paths.move_to_end(symbol)
-        return path
 
-    def _daily(self, symbol: str, path: DailyPath, lo: int, hi: int) -> BarFrame:
+    def _path(self, symbol: str, first: int, last: int) -> DailyPath:
+        """Sessions ``first .. last - 1`` (calendar positions) of the symbol's daily path."""
+        c = self._coarse.get(symbol)
+        if c is None:
+            c = coarse(self._config.seed, symbol, self._market)
+            self._coarse[symbol] = c
+            if len(self._coarse) > _CACHED_SYMBOLS:
+                self._coarse.popitem(last=False)
+        else:
+            self._coarse.move_to_end(symbol)
+        return daily_path(self._config.seed, symbol, self._market, first, last, c=c)
+
+    def _daily(self, symbol: str, lo: int, hi: int) -> BarFrame:
         a = int(np.searchsorted(self._days, lo, side="left"))
         b = int(np.searchsorted(self._days, hi, side="left"))
+        path = self._path(symbol, a, b)
         return BarFrame(
-            symbol, Timeframe.DAY, self._days[a:b], path.open[a:b], path.high[a:b],
-            path.low[a:b], path.close[a:b], path.volume[a:b],
+            symbol, Timeframe.DAY, self._days[a:b], path.open, path.high, path.low, path.close,
+            path.volume,
         )
 
-    def _minutes(self, symbol: str, path: DailyPath, lo: int, hi: int) -> BarFrame:
+    def _minutes(self, symbol: str, lo: int, hi: int) -> BarFrame:
         first = int(np.searchsorted(self._closes, lo, side="right"))
         last = int(np.searchsorted(self._opens, hi, side="left"))
         frames = [BarFrame.empty(symbol, Timeframe.MIN1)]
         for chunk in range(first, last, _SESSIONS_PER_CHUNK):
             stop = min(chunk + _SESSIONS_PER_CHUNK, last)
             counts = (self._closes[chunk:stop] - self._opens[chunk:stop]) // NS_PER_MINUTE
+            path = self._path(symbol, chunk, stop)
             block = minute_block(self._config.seed, symbol, chunk, path, counts)
             active = ~np.isnan(block.close)
             ts = self._opens[chunk:stop, None] + np.arange(block.close.shape[1]) * NS_PER_MINUTE
