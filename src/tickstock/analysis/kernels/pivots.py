@@ -26,6 +26,7 @@ import numpy as np
 
 from tickstock.analysis.bars import CLOSE, HIGH, LOW, SESSION, FloatArray
 from tickstock.analysis.kernels.common import prev, segments
+from tickstock.analysis.kernels.compiled import jit
 from tickstock.analysis.spec import Columns, Row
 
 OUTPUTS = ("p", "r1", "s1", "r2", "s2", "r3", "s3")
@@ -47,21 +48,45 @@ def fibonacci(h: F, lo: F, c: F) -> tuple[F, ...]:
     return (p, p + 0.382 * rng, p - 0.382 * rng, p + 0.618 * rng, p - 0.618 * rng, p + rng, p - rng)
 
 
-def _previous_period(cols: Columns) -> tuple[FloatArray, FloatArray, FloatArray]:
-    high = np.asarray(cols[HIGH], dtype=np.float64)
-    low = np.asarray(cols[LOW], dtype=np.float64)
-    close = np.asarray(cols[CLOSE], dtype=np.float64)
+# The same formulas compiled, for the batch rows (the stream calls the Python ones on floats:
+# ``+ - * /`` round the same either way).
+_classic_c, _fibonacci_c = jit(classic), jit(fibonacci)
+
+
+@jit
+def _rows(h: FloatArray, lo: FloatArray, c: FloatArray, shift: bool, fib: bool) -> FloatArray:
+    """``[output, row]``: the pivots of row ``i`` from ``h, lo, c`` of row ``i - 1`` (``shift``;
+    NaN for the first row) or of row ``i``. One pass, no temporaries."""
+    n = c.shape[0]
+    out = np.empty((len(OUTPUTS), n), dtype=np.float64)
+    for i in range(n):
+        j = i - 1 if shift else i
+        if j < 0:
+            out[:, i] = math.nan
+            continue
+        values = _fibonacci_c(h[j], lo[j], c[j]) if fib else _classic_c(h[j], lo[j], c[j])
+        for k in range(len(OUTPUTS)):
+            out[k, i] = values[k]
+    return out
+
+
+def _previous_period(cols: Columns) -> tuple[FloatArray, FloatArray, FloatArray, bool]:
+    """High, low and close of each row's previous period, or (daily: no ``session``) the
+    rows' own with ``True``: shift them by one row."""
+    high = np.ascontiguousarray(cols[HIGH], dtype=np.float64)
+    low = np.ascontiguousarray(cols[LOW], dtype=np.float64)
+    close = np.ascontiguousarray(cols[CLOSE], dtype=np.float64)
     session = cols.get(SESSION)
     if session is None:
-        return prev(high), prev(low), prev(close)
+        return high, low, close, True
     starts, ends = segments(np.asarray(session))
     if starts.shape[0] == 0:
-        return high.copy(), low.copy(), close.copy()
+        return high, low, close, False
     lengths = ends - starts
     period_h = prev(np.maximum.reduceat(high, starts))
     period_l = prev(np.minimum.reduceat(low, starts))
     period_c = prev(close[ends - 1])
-    return np.repeat(period_h, lengths), np.repeat(period_l, lengths), np.repeat(period_c, lengths)
+    return np.repeat(period_h, lengths), np.repeat(period_l, lengths), np.repeat(period_c, lengths), False
 
 
 @dataclass(frozen=True)
@@ -72,7 +97,8 @@ class PivotKernel:
         return classic(h, lo, c) if self.method == "classic" else fibonacci(h, lo, c)
 
     def batch(self, cols: Columns) -> tuple[FloatArray, ...]:
-        return self.formula(*_previous_period(cols))
+        h, lo, c, shift = _previous_period(cols)
+        return tuple(_rows(h, lo, c, shift, self.method == "fib"))
 
     def stream(self) -> PivotStream:
         return PivotStream(self)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tickstock.analysis.bars import CLOSE, HIGH, LOW, SESSION, VOLUME, FloatArray
-from tickstock.analysis.kernels.common import nan_array, segments
+from tickstock.analysis.kernels.common import segments
 from tickstock.analysis.spec import Columns, Row
 
 OUTPUTS = ("mid", "upper1", "lower1", "upper2", "lower2")
@@ -58,7 +58,7 @@ class VwapKernel:
         n = close.shape[0]
         session = cols.get(SESSION)
         if session is None:
-            return tuple(nan_array(n) for _ in OUTPUTS)
+            return tuple(np.full((len(OUTPUTS), n), np.nan))  # one block, a row per output
         high = np.asarray(cols[HIGH], dtype=np.float64)
         p = (high + np.asarray(cols[LOW], dtype=np.float64) + close) / 3.0
         v = np.asarray(cols[VOLUME], dtype=np.float64)

@@ -1,4 +1,4 @@
-"""The 61 TA-Lib candlestick patterns as pattern specs, and their vectorised detection.
+"""The 61 TA-Lib candlestick patterns as pattern specs (detected in ``detect`` / ``assemble``).
 
 TA-Lib reports a pattern on a bar as a signed integer: +100 / -100 (bullish / bearish), +-80 for
 the weaker "partial" engulfing and harami forms, +-200 for a confirmed hikkake. The spec of each
@@ -23,11 +23,10 @@ import numpy as np
 import talib
 from numpy.typing import NDArray
 
-from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN, FloatArray, IntArray
+from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN
 from tickstock.analysis.kernels.talib_kernel import function_names, lookback
-from tickstock.analysis.patterns.found import CandleHits, Found
 from tickstock.analysis.patterns.scoring import SCORING_COLUMNS, SCORING_DEPENDS
-from tickstock.analysis.spec import Columns, Direction, PatternSpec, Role
+from tickstock.analysis.spec import Direction, PatternSpec, Role
 
 # function: (direction, role, span)
 _TABLE: dict[str, tuple[Direction, Role, int]] = {
@@ -136,21 +135,6 @@ def functions(specs: tuple[PatternSpec, ...]) -> tuple[Callable[..., NDArray[np.
     return tuple(getattr(talib, spec.talib_function) for spec in specs)
 
 
-def span_extremes(values: FloatArray, pos: IntArray, spans: int, high: bool) -> FloatArray:
-    """``out[k - 1, i]``: the highest (lowest) of ``values`` over the ``k`` rows ending at row
-    ``i`` (``k`` in 1..``spans``), never reaching before the start of the row's segment (``pos``
-    rows back). One pass per ``k`` over the frame's rows, so a detection's extreme is a lookup."""
-    rows = values.shape[0]
-    out = np.empty((spans, rows), dtype=np.float64)
-    out[0] = values
-    pick = np.maximum if high else np.minimum
-    for k in range(1, spans):
-        out[k] = out[k - 1]
-        # row i reads row i - k only when that row is in its segment
-        pick(out[k - 1, k:], values[:-k], out=out[k, k:], where=pos[k:] >= k)
-    return out
-
-
 def direction_table(specs: tuple[PatternSpec, ...]) -> NDArray[np.int8]:
     """``table[p, 0 | 1]``: pattern ``p``'s direction for a negative | positive TA-Lib output."""
     table = np.zeros((len(specs), 2), dtype=np.int8)
@@ -158,27 +142,3 @@ def direction_table(specs: tuple[PatternSpec, ...]) -> NDArray[np.int8]:
         mode = _SIGN[spec.direction]
         table[p] = (-1, 1) if mode == 2 else (mode, mode)
     return table
-
-
-def detect(hits: CandleHits, cols: Columns, pos: IntArray, spans: IntArray, table: NDArray[np.int8]) -> Found:
-    """Detections from non-zero TA-Lib candlestick outputs ``hits``: ``spans[p]`` is pattern
-    ``p``'s number of bars, ``table`` its ``direction_table``."""
-    pattern_idx, bar_idx, values = hits.pattern, hits.index, hits.raw
-    direction = table.ravel()[pattern_idx * 2 + (values > 0)]
-    rows = pos.shape[0]
-    at = (spans - 1)[pattern_idx] * rows + bar_idx
-    top = int(spans.max())
-    high = span_extremes(np.asarray(cols[HIGH], dtype=np.float64), pos, top, high=True).ravel()[at]
-    low = span_extremes(np.asarray(cols[LOW], dtype=np.float64), pos, top, high=False).ravel()[at]
-    level = np.where(direction > 0, high, low)
-    level[direction == 0] = np.nan
-    return Found(
-        pattern=pattern_idx,
-        index=bar_idx,
-        direction=direction,
-        strength=np.abs(values) / 200.0,
-        metric=values,
-        level=level,
-        high=high,
-        low=low,
-    )

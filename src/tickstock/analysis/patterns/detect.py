@@ -17,13 +17,14 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN, IntArray
-from tickstock.analysis.patterns import candles, signal_detectors
+from tickstock.analysis.bars import CLOSE, DAILY_TREND, HIGH, LOW, OPEN, FloatArray, IntArray
+from tickstock.analysis.patterns import assemble, candles, signal_detectors
 from tickstock.analysis.patterns.found import EMPTY, CandleHits, Found
-from tickstock.analysis.patterns.scoring import ROLE_SIGN, Scores, score
+from tickstock.analysis.patterns.scoring import ROLE_SIGN, SCORING_COLUMNS, WEIGHTS, Scores, score
 from tickstock.analysis.spec import Columns, PatternSpec
 
 BoolArray = NDArray[np.bool_]
+_NO_DAILY = np.zeros(0, dtype=np.float64)
 
 
 class PatternSet:
@@ -41,6 +42,8 @@ class PatternSet:
             (candles.direction_table(self.candles), np.zeros((len(self.signals), 2), np.int8))
         )
         self.spans = np.array([p.span for p in ordered], dtype=np.int64)
+        #: What the compiled pass reads per pattern (``assemble.assemble``'s ``tables``).
+        self.tables = (self.spans, self.direction_table.ravel(), self.role_sign, WEIGHTS)
         self.candle_functions = candles.functions(self.candles)
         #: The columns the detectors and the scoring read (a frame carries just these).
         self.columns = tuple(
@@ -74,36 +77,11 @@ def candle_hits(ps: PatternSet, cols: Columns, buffer: NDArray[np.int32] | None 
     raw = buf[:size]  # pattern-major: row p * n + bar
     o, h, lo, c = (cols[name] for name in candles.CANDLE_INPUTS)
     np.concatenate([fn(o, h, lo, c) for fn in ps.candle_functions], out=raw)
-    pattern, index = np.divmod(np.flatnonzero(raw != 0), n)
-    key = index * count + pattern
-    key.sort()  # bar-major: the order detections are reported in
-    index, pattern = np.divmod(key, count)
-    return CandleHits(pattern, index, raw[pattern * n + index].astype(np.float64))
+    return CandleHits(*assemble.candle_scan(raw.reshape(count, n)))
 
 
-def _interleave(hits: CandleHits, signal: Found, patterns: int) -> tuple[CandleHits, IntArray, Found]:
-    """Candle hits and signal detections in one (row, pattern) order: the merged hits (raw 0
-    on signal rows), the merged positions of the signal rows, and the signals in that order.
-    ``hits`` already are in that order; ``signal`` is one sorted run per pattern (a stable
-    sort merges runs in near-linear time). Only three columns are merged here: the candle
-    columns are then computed in merged order, the signal ones laid over them."""
-    if not len(signal):
-        return hits, np.zeros(0, np.int64), signal
-    sk = signal.index * patterns + signal.pattern
-    order = np.argsort(sk, kind="stable")
-    signal = signal.take(order)
-    at = np.searchsorted(hits.index * patterns + hits.pattern, sk[order]) + np.arange(len(signal))
-    total = len(hits.index) + len(signal)
-    rest = np.ones(total, dtype=np.bool_)
-    rest[at] = False
-    cpos = np.flatnonzero(rest)
-    pattern = np.empty(total, dtype=np.int64)
-    pattern[cpos], pattern[at] = hits.pattern, signal.pattern
-    index = np.empty(total, dtype=np.int64)
-    index[cpos], index[at] = hits.index, signal.index
-    raw = np.zeros(total, dtype=np.float64)
-    raw[cpos] = hits.raw
-    return CandleHits(pattern, index, raw), at, signal
+def _f64(cols: Columns, name: str) -> FloatArray:
+    return np.ascontiguousarray(cols[name], dtype=np.float64)
 
 
 def detect_frame(
@@ -111,22 +89,33 @@ def detect_frame(
 ) -> tuple[Found, Scores]:
     """Found and scored detections on the ``reported`` rows (all when ``None``), ordered by
     row then pattern (rows of a segment are contiguous, so also by segment). ``hits`` must be
-    ordered by row, then pattern (as ``candle_hits`` returns them)."""
+    ordered by row, then pattern (as ``candle_hits`` returns them).
+
+    The signal detectors are numpy passes over the frame; merging their detections with the
+    candle hits, the candles' levels and every detection's scores are one compiled pass
+    (``assemble``)."""
     if reported is not None and len(hits.index):
         keep = reported[hits.index]
         hits = CandleHits(hits.pattern[keep], hits.index[keep], hits.raw[keep])
+    cols = frame.cols
     signal = (
-        signal_detectors.detect(ps.signals, len(ps.candles), frame.cols, frame.pos, reported)
+        signal_detectors.detect(ps.signals, len(ps.candles), cols, frame.pos, reported)
         if ps.signals
         else EMPTY
     )
-    merged, at, signal = _interleave(hits, signal, len(ps.names))
-    if not len(merged.index):
-        return EMPTY, score(EMPTY, ps.role_sign, frame.cols)
-    found = candles.detect(merged, frame.cols, frame.pos, ps.spans, ps.direction_table)
-    for name in ("direction", "strength", "metric", "level"):  # high / low: the same lookup
-        getattr(found, name)[at] = getattr(signal, name)
-    return found, score(found, ps.role_sign, frame.cols)
+    if not len(hits.index) and not len(signal):
+        return EMPTY, score(EMPTY, ps.role_sign, cols)
+    daily = cols.get(DAILY_TREND)
+    close, ma, atr, rvol = (_f64(cols, name) for name in SCORING_COLUMNS)
+    out = assemble.assemble(
+        hits.pattern, hits.index, np.asarray(hits.raw, dtype=np.float64),
+        signal.pattern, signal.index, signal.direction, signal.strength, signal.metric, signal.level,
+        ps.tables,
+        _f64(cols, HIGH), _f64(cols, LOW), np.ascontiguousarray(frame.pos, dtype=np.int64),
+        close, ma, atr, rvol,
+        _NO_DAILY if daily is None else np.ascontiguousarray(daily, dtype=np.float64),
+    )  # fmt: skip
+    return Found(*out[:8]), Scores(*out[8:])
 
 
 def take_scores(scores: Scores, rows: slice | NDArray[np.int64]) -> Scores:

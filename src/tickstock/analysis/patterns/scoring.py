@@ -19,8 +19,8 @@ A detection's ``stop`` is the low of the bars it spans when bullish, their high 
 (none when neutral). ``daily_agrees`` (intraday, from the caller's ``daily_trend``): whether
 ``d`` has the sign of the daily trend; unknown when either is 0 or missing.
 
-Only ``+ - * /``, comparisons and ``clip`` are used, and both engines call this same function
-on arrays, so batch and incremental confidences are equal to the last bit.
+Only ``+ - * /``, comparisons and ``clip`` are used, and both engines run this same compiled
+code (``assemble``), so batch and incremental confidences are equal to the last bit.
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ from numpy.typing import NDArray
 
 from tickstock.analysis.bars import CLOSE, DAILY_TREND, FloatArray
 from tickstock.analysis.indicators import atr, rvol, sma
-from tickstock.analysis.kernels.common import safe_ratio
+from tickstock.analysis.patterns import assemble
 from tickstock.analysis.patterns.found import Found
 from tickstock.analysis.spec import Columns, IndicatorSpec, Role
 
 W_STRENGTH, W_TREND, W_VOLUME = 0.45, 0.35, 0.20
 TREND_ATRS = 3.0
+#: The constants as the compiled pass reads them (``assemble``: passed, never imported there).
+WEIGHTS = np.array([W_STRENGTH, W_TREND, W_VOLUME, TREND_ATRS], dtype=np.float64)
 
 _TREND_MA, _ATR, _RVOL = sma(50), atr(14), rvol(20)
 SCORING_DEPENDS: tuple[IndicatorSpec, ...] = (_TREND_MA, _ATR, _RVOL)
@@ -59,47 +61,29 @@ class Scores:
     daily_agrees: NDArray[np.int8]
 
 
-def _row_scores(cols: Columns) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Per frame row (cheaper than per detection: many detections share a row): ``x``,
-    relative volume, ``V``, and ``T`` for each ``role * direction`` in -1, 0, +1 (rows of a
-    ``(3, rows)`` array, so a detection's ``T`` is one lookup)."""
-    close = np.asarray(cols[CLOSE], dtype=np.float64)
-    x = safe_ratio(close - np.asarray(cols[_TREND_MA.name], dtype=np.float64), np.asarray(cols[_ATR.name]))
-    a = np.clip(x / TREND_ATRS, -1.0, 1.0)
-    trend = np.full((3, a.shape[0]), 0.5)
-    # (1 + rd * a) / 2 with rd = -1 / +1: 1 + (-a) is exactly 1 - a, 1 + 1 * a exactly 1 + a.
-    known = ~np.isnan(a)
-    trend[0, known] = (1.0 - a[known]) / 2.0
-    trend[2, known] = (1.0 + a[known]) / 2.0
-    rv = np.asarray(cols[_RVOL.name], dtype=np.float64)
-    volume = np.clip(rv / 2.0, 0.0, 1.0)
-    volume[np.isnan(rv)] = 0.5
-    return x, rv, volume, trend
-
-
 def score(found: Found, role_sign: NDArray[np.int64], cols: Columns) -> Scores:
-    """Score ``found``; ``role_sign[p]`` is +1 / -1 / 0 for pattern ``p`` (``ROLE_SIGN``)."""
-    idx = found.index
-    if not idx.shape[0]:
+    """Score ``found``; ``role_sign[p]`` is +1 / -1 / 0 for pattern ``p`` (``ROLE_SIGN``).
+
+    The formula is compiled (``assemble.score_rows``; ``detect_frame`` scores in its fused
+    pass with the same code)."""
+    if not found.index.shape[0]:
         e = np.zeros(0, dtype=np.float64)
         return Scores(e, e, e, e, e, e, np.zeros(0, dtype=np.int8))
-    x_row, rv_row, volume_row, trend_row = _row_scores(cols)
-    d = found.direction
-    rd = role_sign[found.pattern] * d
-    trend = trend_row.ravel()[(rd + 1) * trend_row.shape[1] + idx]
-    volume = volume_row[idx]
-    strength = np.where(np.isnan(found.strength), 0.5, found.strength)
-    confidence = W_STRENGTH * strength
-    confidence += W_TREND * trend
-    confidence += W_VOLUME * volume
-    np.clip(confidence, 0.0, 1.0, out=confidence)
-    stop = np.where(d > 0, found.low, found.high)
-    stop[d == 0] = np.nan
     daily = cols.get(DAILY_TREND)
-    if daily is None:
-        agrees = np.full(idx.shape[0], -1, dtype=np.int8)
-    else:
-        dt = np.asarray(daily, dtype=np.float64)[idx]
-        known = (d != 0) & (dt != 0) & ~np.isnan(dt)
-        agrees = np.where(known, (d * dt > 0).astype(np.int8), -1).astype(np.int8)
-    return Scores(confidence, trend, volume, x_row[idx], rv_row[idx], stop, agrees)
+
+    def f64(values: object) -> FloatArray:
+        return np.ascontiguousarray(values, dtype=np.float64)
+
+    close, ma, atr_, rv = (f64(cols[name]) for name in SCORING_COLUMNS)
+    return Scores(
+        *assemble.score_rows(
+            np.ascontiguousarray(found.pattern, dtype=np.int64),
+            np.ascontiguousarray(found.index, dtype=np.int64),
+            np.ascontiguousarray(found.direction, dtype=np.int8),
+            f64(found.strength), f64(found.high), f64(found.low),
+            np.ascontiguousarray(role_sign, dtype=np.int64),
+            close, ma, atr_, rv,
+            np.zeros(0) if daily is None else f64(daily),
+            WEIGHTS,
+        )
+    )  # fmt: skip
