@@ -36,7 +36,7 @@ from tickstock.contracts.common import Timeframe
 from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
-from tickstock.ops.roles.stream import FORMING_EVENTS_MAX_SYMBOLS, live_engine
+from tickstock.ops.roles.stream import FORMING_EVENTS_MAX_SYMBOLS, analysis_processes, live_engine
 from tickstock.pipeline.stream.bars import MINUTE, LiveBar
 from tickstock.pipeline.stream.feed import Backoff
 from tickstock.pipeline.stream.processor import LiveProcessor
@@ -153,10 +153,13 @@ async def _burst(service: StreamService, client: Any, to_provider: Any, from_sub
 
 
 def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int) -> StreamService:
-    """The stream service as the role builds it (engine, sink, forming-event default)."""
+    """The stream service as the role builds it (engine and its processes, sink, forming-event
+    default)."""
     clock = LiveClock()
     sessions = SessionLookup(nyse())
-    processor = LiveProcessor(writer=BarStore(pool), engine=live_engine(sessions),
+    processes = analysis_processes(0, count)
+    print(f"analysis in {processes} process(es)", flush=True)
+    processor = LiveProcessor(writer=BarStore(pool), engine=live_engine(sessions, processes),
                               sessions=sessions,
                               sink=BusEventSink(client, source="bench-stream", clock=clock),
                               forming_events=count <= FORMING_EVENTS_MAX_SYMBOLS)

@@ -50,6 +50,9 @@ class Settings(BaseModel):
 
     # Processes
     workers: int = Field(default=1, ge=1, le=64)
+    # Stream role: processes analysing the live bars (0: one per core, up to 4, when the
+    # universe has more than 1,000 symbols; 1: in the role's own process).
+    stream_analysis_processes: int = Field(default=0, ge=0, le=32)
     roles: tuple[str, ...] = ("web", "api", "worker", "scheduler", "stream")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=10.0, gt=0)

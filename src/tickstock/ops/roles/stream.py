@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,9 @@ DEMO_MAX_SYMBOLS = 500
 #: Above this many symbols the forming derived bars are not pushed (three more events per symbol
 #: and minute); ``service.peek`` still serves them on demand.
 FORMING_EVENTS_MAX_SYMBOLS = 500
+#: Above this many symbols the live analysis is spread over processes (``analysis_processes``).
+PARALLEL_MIN_SYMBOLS = 1000
+PARALLEL_MAX_PROCESSES = 4
 #: The key a local replay accepts when none is configured (``tickstock replay``'s default).
 REPLAY_KEY = "replay-key"
 #: The stream's health as a heartbeat state (``tickstock status``, the services page).
@@ -198,7 +202,10 @@ class _Role:
             api_key = provider_key(self.settings, self.options.get("api_key"), ws_url)
         sessions = SessionLookup(self.calendar)
         self.processor = LiveProcessor(
-            writer=store, engine=live_engine(sessions), sessions=sessions,
+            writer=store, sessions=sessions,
+            engine=live_engine(sessions, analysis_processes(
+                int(self.options.get("analysis_processes",
+                                     self.settings.stream_analysis_processes)), len(symbols))),
             sink=BusEventSink(self.client, source=self.instance, clock=self.clock),
             detections=DetectionStore(self.pool),
             forming_events=bool(self.options.get(
@@ -237,9 +244,23 @@ def demo_feed(settings: Settings, options: dict[str, Any]) -> bool:
             and "massive_ws_url" not in settings.model_fields_set)
 
 
-def live_engine(sessions: SessionLookup) -> LiveEngine:
+def analysis_processes(configured: int, symbols: int) -> int:
+    """How many processes analyse the live bars: ``configured``, or when 0, one per core (up
+    to ``PARALLEL_MAX_PROCESSES``) for more than ``PARALLEL_MIN_SYMBOLS`` symbols, else 1."""
+    if configured:
+        return configured
+    if symbols <= PARALLEL_MIN_SYMBOLS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, PARALLEL_MAX_PROCESSES))
+
+
+def live_engine(sessions: SessionLookup, processes: int = 1) -> LiveEngine:
     """The incremental engine the live bars are analysed with: the analysis package's, on the
-    live set of indicators and patterns."""
+    live set of indicators and patterns; in ``processes`` child processes when more than 1."""
+    if processes > 1:
+        from tickstock.pipeline.stream.parallel_engine import ParallelLiveEngine
+
+        return ParallelLiveEngine(processes)
     from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine
 
     return AnalysisLiveEngine(sessions)

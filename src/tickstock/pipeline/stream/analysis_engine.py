@@ -67,6 +67,9 @@ class AnalysisLiveEngine:
         )
         return self.engine.warm_up(bars).latest()
 
+    def warm_many(self, histories: Sequence[Sequence[LiveBar]]) -> list[dict[str, float]]:
+        return [self.warm(history) for history in histories]
+
     def update(self, bar: LiveBar) -> BarAnalysis:
         return _analysis(self.engine.update(self._bar(bar)))
 
@@ -76,6 +79,9 @@ class AnalysisLiveEngine:
 
     def peek(self, bar: LiveBar) -> BarAnalysis:
         return _analysis(self.engine.peek(self._bar(bar)))
+
+    def close(self) -> None:
+        """Nothing to release: the state is this process's memory."""
 
     def _bar(self, bar: LiveBar) -> Bar:
         ts, session = self._ns(bar.start)

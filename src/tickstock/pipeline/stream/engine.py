@@ -13,7 +13,13 @@ from typing import Protocol
 
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import Direction
+from tickstock.core.errors import TickStockError
 from tickstock.pipeline.stream.bars import LiveBar
+
+
+class EngineLost(TickStockError):
+    """The engine's state is gone (a process holding it died): the role must restart and warm
+    up again, not carry on analysing part of the market."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,9 @@ class LiveEngine(Protocol):
         oldest first (the last is the newest bar already processed); return the indicator
         values of that last bar."""
 
+    def warm_many(self, histories: Sequence[Sequence[LiveBar]]) -> list[dict[str, float]]:
+        """``warm`` for each of ``histories`` (each one symbol and timeframe), in one call."""
+
     def update(self, bar: LiveBar) -> BarAnalysis:
         """Advance the state with a closed bar and return its analysis."""
 
@@ -57,3 +66,6 @@ class LiveEngine(Protocol):
 
     def peek(self, bar: LiveBar) -> BarAnalysis:
         """The analysis a forming bar would have if it closed now; commits nothing."""
+
+    def close(self) -> None:
+        """Release what the engine holds (processes); it is not used afterwards."""

@@ -107,6 +107,7 @@ class LiveProcessor:
 
     def close(self) -> None:
         self._writer_pool.shutdown(wait=True)
+        self.engine.close()
 
     @property
     def unstored(self) -> int:
@@ -130,11 +131,10 @@ class LiveProcessor:
         """Start the engine, the alert rules and the last-minute marks from the last stored
         bars of each timeframe and symbol (oldest first)."""
         for tf, by_symbol in history.items():
-            for bars in by_symbol.values():
-                if not bars:
-                    continue
-                values = self.engine.warm(bars) if tf in self.timeframes else None
-                self.alerts.warm(bars, values)
+            stored = [bars for bars in by_symbol.values() if bars]
+            warmed = self.engine.warm_many(stored) if tf in self.timeframes else None
+            for k, bars in enumerate(stored):
+                self.alerts.warm(bars, None if warmed is None else warmed[k])
                 if tf is Timeframe.MIN1:
                     self.last_minute[bars[-1].symbol] = bars[-1].start
 

@@ -44,7 +44,7 @@ from tickstock.core.timeutil import NEW_YORK
 from tickstock.market.calendar import MarketCalendar, Session
 from tickstock.market.providers.base import Provider
 from tickstock.pipeline.stream.bars import LiveBar
-from tickstock.pipeline.stream.engine import BarAnalysis
+from tickstock.pipeline.stream.engine import BarAnalysis, EngineLost
 from tickstock.pipeline.stream.feed import Backoff, ProviderFeed
 from tickstock.pipeline.stream.metrics import Health
 from tickstock.pipeline.stream.processor import LiveProcessor
@@ -133,6 +133,8 @@ class StreamService:
                 if stop.is_set():
                     break
                 await self._trade(session, stop)
+                if self._fatal is not None:
+                    break
         finally:
             self.stats.stopped = True
             self._report_health()
@@ -177,9 +179,10 @@ class StreamService:
             if task is not ender and task.exception() is not None:
                 self._fatal = task.exception()
         await feed.stop()
-        if session is not None and self._fatal is None:
-            await self._finish_session(session)
-        await self.drain()
+        if self._fatal is None:  # nothing more is processed after a fatal error
+            if session is not None:
+                await self._finish_session(session)
+            await self.drain()
         for task in [*tasks, ender]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -243,6 +246,9 @@ class StreamService:
             try:
                 await loop.run_in_executor(self._work, partial(
                     self.processor.process, batch, flush_before=self._market_time, hold=hold))
+            except EngineLost as exc:  # the role restarts and warms up again
+                self._service_error("processor", str(exc), "critical")
+                raise
             except TickStockError as exc:
                 self._service_error("processor", str(exc))
             finally:

@@ -1,0 +1,184 @@
+"""A ``LiveEngine`` spread over worker processes, each owning the symbols hashed to it.
+
+The engine's per-bar work is Python around TA-Lib's C, so one process analyses a burst on one
+core. ``ParallelLiveEngine`` starts ``processes`` children (spawned; each runs an
+``AnalysisLiveEngine``), sends each child the bars of its symbols, and waits for all of them:
+a burst, and the warm-up, take about 1/``processes`` of the time on as many idle cores. The
+answers do not change: a symbol's state lives in exactly one child, which sees that symbol's
+bars in the order the processor gives them.
+
+A child that dies (killed, out of memory) takes its symbols' state with it: every later call
+raises ``EngineLost`` naming it, and the service stops with it so that the supervisor
+restarts the role, which warms up again from stored bars (a role without its analysis would
+publish nothing for half the market while reporting itself healthy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import zlib
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from tickstock.contracts.common import Timeframe
+from tickstock.core.errors import TickStockError
+from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.engine import BarAnalysis, EngineLost
+
+_START_TIMEOUT_S = 120.0
+
+
+def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
+    """A child: answer ``(operation, argument)`` requests until ``stop`` or the pipe closes."""
+    from tickstock.market.calendar import nyse
+    from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine, live_specs
+    from tickstock.pipeline.stream.sessions import SessionLookup
+
+    specs = None if spec_names is None else live_specs(spec_names)
+    engine = AnalysisLiveEngine(SessionLookup(nyse()), specs)
+    conn.send(("ready", None))
+    while True:
+        try:
+            operation, argument = conn.recv()
+        except (EOFError, OSError):
+            return
+        if operation == "stop":
+            return
+        try:
+            if operation == "update_many":
+                result: Any = engine.update_many(argument)
+            elif operation == "warm_many":
+                result = [engine.warm(history) for history in argument]
+            elif operation == "peek":
+                result = engine.peek(argument)
+            else:
+                raise ValueError(f"unknown operation {operation!r}")
+        except Exception as exc:  # the parent re-raises it
+            conn.send(("error", exc))
+        else:
+            conn.send(("ok", result))
+
+
+class ParallelLiveEngine:
+    """``LiveEngine`` over ``processes`` child engines (see the module docstring).
+
+    ``spec_names``: the live set's canonical names (``analysis_engine.LIVE_SPEC_NAMES`` when
+    ``None``). ``warmup_bars`` is asked of a local engine of the same specs (no child needed).
+    """
+
+    def __init__(self, processes: int, spec_names: tuple[str, ...] | None = None) -> None:
+        from tickstock.market.calendar import nyse
+        from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine, live_specs
+        from tickstock.pipeline.stream.sessions import SessionLookup
+
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
+        specs = None if spec_names is None else live_specs(spec_names)
+        self._local = AnalysisLiveEngine(SessionLookup(nyse()), specs)
+        ctx = mp.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        for k in range(processes):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(child, spec_names), daemon=True,
+                               name=f"stream-analysis-{k}")
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        for k in range(processes):
+            if not self._conns[k].poll(_START_TIMEOUT_S):
+                self.close()
+                raise TickStockError(f"stream analysis process {k} did not start")
+            self._receive(k)
+        self._shards: dict[str, int] = {}
+
+    @property
+    def processes(self) -> int:
+        return len(self._conns)
+
+    def shard(self, symbol: str) -> int:
+        """The child that owns ``symbol`` (stable across runs: CRC-32 of the symbol)."""
+        k = self._shards.get(symbol)
+        if k is None:
+            k = self._shards[symbol] = zlib.crc32(symbol.encode()) % len(self._conns)
+        return k
+
+    def warmup_bars(self, timeframe: Timeframe) -> int:
+        return self._local.warmup_bars(timeframe)
+
+    def warm(self, history: Sequence[LiveBar]) -> dict[str, float]:
+        return self.warm_many([history])[0]
+
+    def warm_many(self, histories: Sequence[Sequence[LiveBar]]) -> list[dict[str, float]]:
+        owners = [self.shard(h[0].symbol) if h else 0 for h in histories]
+        answers = self._scatter("warm_many", histories, owners)
+        return [dict(values) for values in answers]
+
+    def update(self, bar: LiveBar) -> BarAnalysis:
+        return self.update_many([bar])[0]
+
+    def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
+        return self._scatter("update_many", bars, [self.shard(b.symbol) for b in bars])
+
+    def peek(self, bar: LiveBar) -> BarAnalysis:
+        k = self.shard(bar.symbol)
+        self._send(k, ("peek", bar))
+        answer: BarAnalysis = self._receive(k)
+        return answer
+
+    def close(self) -> None:
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.send(("stop", None))
+        for proc in self._procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _scatter(self, operation: str, items: Sequence[Any], owners: list[int]) -> list[Any]:
+        """Send each child its items (in order), then gather the answers back in item order.
+        Each child reads its whole request before it answers, so no pipe can fill both ways."""
+        parts: list[list[Any]] = [[] for _ in self._conns]
+        for item, k in zip(items, owners, strict=True):
+            parts[k].append(item)
+        busy = [k for k, part in enumerate(parts) if part]
+        for k in busy:
+            self._send(k, (operation, parts[k]))
+        answers: list[list[Any]] = [[] for _ in self._conns]
+        for k in busy:
+            answers[k] = self._receive(k)
+        taken = [0] * len(self._conns)
+        out = []
+        for k in owners:
+            out.append(answers[k][taken[k]])
+            taken[k] += 1
+        return out
+
+    def _send(self, k: int, message: tuple[str, Any]) -> None:
+        try:
+            self._conns[k].send(message)
+        except OSError as exc:
+            raise self._lost(k, exc) from None
+
+    def _receive(self, k: int) -> Any:
+        try:
+            status, payload = self._conns[k].recv()
+        except (EOFError, OSError) as exc:
+            raise self._lost(k, exc) from None
+        if status == "error":
+            raise payload
+        return payload
+
+    def _lost(self, k: int, exc: BaseException) -> EngineLost:
+        code = self._procs[k].exitcode if k < len(self._procs) else None
+        return EngineLost(f"stream analysis process {k} is gone (exit code {code}): {exc}; "
+                              "its symbols' state is lost -- restart the role to warm up again")

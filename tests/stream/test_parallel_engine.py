@@ -1,0 +1,128 @@
+"""The live analysis spread over processes answers exactly as the in-process engine does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import date
+
+import pytest
+
+from tickstock.contracts.common import Timeframe
+from tickstock.market.calendar import nyse
+from tickstock.market.replay import ReplayServer, SyntheticMinutes, synthetic_symbols
+from tickstock.ops.roles.stream import analysis_processes
+from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine
+from tickstock.pipeline.stream.bars import LiveBar, minute_bar
+from tickstock.pipeline.stream.engine import EngineLost
+from tickstock.pipeline.stream.parallel_engine import ParallelLiveEngine
+from tickstock.pipeline.stream.rollup import Rollup
+from tickstock.pipeline.stream.sessions import SessionLookup
+
+from .harness import Running, Subscriber, build_service, infrastructure, until
+
+SYMBOLS = synthetic_symbols(24)
+
+
+def _bursts(minutes: int) -> list[list[LiveBar]]:
+    """Each minute's bars of ``SYMBOLS`` followed by the derived bars they close."""
+    session = nyse().session(date(2024, 3, 5))
+    market = SyntheticMinutes(SYMBOLS, seed=5).session(session.open, session.close)
+    rollup = Rollup(SessionLookup(nyse()))
+    bursts = []
+    for _ in range(minutes):
+        burst: list[LiveBar] = []
+        for b in next(market).bars():
+            minute = minute_bar(b.symbol, int(b.start.timestamp() * 1000), open_=b.open,
+                                high=b.high, low=b.low, close=b.close, volume=b.volume,
+                                vwap=b.vwap, trades=b.trades)
+            burst.append(minute)
+            burst.extend(rollup.add(minute))
+        bursts.append(burst)
+    return bursts
+
+
+def _histories(bursts: list[list[LiveBar]]) -> list[list[LiveBar]]:
+    by_key: dict[tuple[str, Timeframe], list[LiveBar]] = {}
+    for burst in bursts:
+        for bar in burst:
+            by_key.setdefault((bar.symbol, bar.timeframe), []).append(bar)
+    return list(by_key.values())
+
+
+def test_two_processes_answer_as_one_for_warm_up_bursts_and_peeks() -> None:
+    bursts = _bursts(76)  # 60 to warm up on, 16 live (three 5-minute closes among them)
+    local = AnalysisLiveEngine(SessionLookup(nyse()))
+    spread = ParallelLiveEngine(2)
+    try:
+        assert {spread.shard(s) for s in SYMBOLS} == {0, 1}  # both children own symbols
+        histories = _histories(bursts[:60])
+        assert spread.warm_many(histories) == local.warm_many(histories)
+        assert spread.warmup_bars(Timeframe.MIN1) == local.warmup_bars(Timeframe.MIN1)
+        detections = 0
+        for burst in bursts[60:75]:
+            got, want = spread.update_many(burst), local.update_many(burst)
+            assert got == want
+            detections += sum(len(a.detections) for a in want)
+        assert detections  # the comparison covered patterns, not only values
+        for bar in bursts[75]:  # one at a time, each peeked before it is committed
+            assert spread.peek(bar) == local.peek(bar)
+            assert spread.update(bar) == local.update(bar)
+    finally:
+        spread.close()
+    assert spread.processes == 0
+
+
+def test_a_killed_analysis_process_is_reported_not_ignored() -> None:
+    bursts = _bursts(62)
+    spread = ParallelLiveEngine(2)
+    try:
+        spread.warm_many(_histories(bursts[:60]))
+        os.kill(spread._procs[1].pid, signal.SIGKILL)
+        spread._procs[1].join(10)
+        with pytest.raises(EngineLost, match=r"process 1 is gone .*restart the role"):
+            spread.update_many(bursts[60])
+    finally:
+        spread.close()
+
+
+def test_the_number_of_processes_follows_the_setting_and_the_universe() -> None:
+    assert analysis_processes(3, 10) == 3
+    assert analysis_processes(0, 500) == 1
+    assert analysis_processes(0, 5000) == min(os.cpu_count() or 1, 4)
+
+
+@pytest.mark.integration
+def test_the_stream_role_stops_when_an_analysis_process_dies(db_dsn: str, redis_url: str) -> None:
+    session = nyse().session(date(2024, 3, 5))
+    market = SyntheticMinutes(SYMBOLS, seed=5).session(session.open, session.close)
+    frames = [next(market) for _ in range(4)]
+    engine = ParallelLiveEngine(2)
+
+    with infrastructure(db_dsn, redis_url) as (pool, client):
+        subscriber = Subscriber(client).start()
+
+        async def main() -> BaseException | None:
+            async with ReplayServer("kp2") as server:
+                service = build_service(pool, client, server, SYMBOLS, engine=engine)
+                running = Running(service)
+                await server.wait_subscribed()
+                for frame in frames[:3]:
+                    await server.publish(frame)
+                await until(lambda: service.stats.processed == 3 * len(SYMBOLS), what="live")
+                os.kill(engine._procs[0].pid, signal.SIGKILL)
+                await server.publish(frames[3])
+                await asyncio.wait_for(asyncio.wait([running.task]), 30)
+                return running.task.exception()
+
+        try:
+            failure = asyncio.run(main())
+            asyncio.run(until(lambda: bool(subscriber.of("service.error")), what="error event"))
+        finally:
+            subscriber.close()
+            engine.close()
+
+    assert isinstance(failure, EngineLost)
+    [error] = subscriber.of("service.error")
+    assert error.severity == "critical" and "analysis process 0 is gone" in error.error
