@@ -153,27 +153,30 @@ def _compute(histories: list[tuple[Bars, int]], specs: tuple[Spec, ...], p: Plan
 
 def _encode_values(results: list[tuple[Result, int]], timeframe: str, p: Plan
                    ) -> tuple[bytes, int]:
+    """COPY rows of every result's values on its new bars (from ``start`` on)."""
     columns = p.columns
-    syms, tss, names, vals = [], [], [], []
-    name_arr = np.array(columns)
+    width = len(columns)
+    syms, tss, vals, new = [], [], [], []
     for result, start in results:
-        n_new = len(result.bars.ts) - start
-        matrix = np.vstack([result.values[c][start:] for c in columns])  # columns x new bars
-        vals.append(matrix.ravel())
-        names.append(np.repeat(name_arr, n_new))
-        tss.append(np.tile(result.bars.ts[start:], len(columns)))
-        syms.append(np.full(n_new * len(columns), result.symbol))
+        # columns x new bars, flattened column by column
+        vals.append(np.vstack([result.values[c][start:] for c in columns]).ravel())
+        tss.append(np.tile(result.bars.ts[start:], width))
+        syms.append(result.symbol)
+        new.append(len(result.bars.ts) - start)
     if not vals:
         return b"", 0
-    return io.encode_values(np.concatenate(syms), timeframe, np.concatenate(tss),
-                            np.concatenate(names), np.concatenate(vals))
+    sym_idx = np.repeat(np.arange(len(syms), dtype=np.intp), np.array(new, dtype=np.intp) * width)
+    name_idx = np.concatenate([np.repeat(np.arange(width, dtype=np.intp), n) for n in new])
+    return io.encode_values(syms, timeframe, columns,
+                            (sym_idx, name_idx, np.concatenate(tss), np.concatenate(vals)))
 
 
 def _detections(results: list[tuple[Result, int]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for result, start in results:
-        since = int(result.bars.ts[start])
-        for d in result.tail(since).detections:
+        found = result.detections
+        for i in np.flatnonzero(found.found.index >= start).tolist():
+            d = found.row(i)
             out.append({"symbol": d.symbol, "timeframe": d.timeframe, "ts": d.ts_ns,
                         "pattern": d.pattern, "direction": d.direction, "strength": d.strength,
                         "confidence": d.confidence, "levels": d.levels, "evidence": d.evidence,

@@ -107,35 +107,44 @@ _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _BINARY_TRAILER = struct.pack(">h", -1)
 
 
-def encode_values(symbols: npt.NDArray[np.str_], timeframe: str, ts_ns: I64,
-                  names: npt.NDArray[np.str_], values: F64) -> tuple[bytes, int]:
-    """Binary COPY rows ``(symbol, timeframe, ts, name, value)`` for ``indicator_values``,
-    built with numpy: rows are grouped by (symbol length, name length) so each group is one
-    fixed-width structured array (a handful of groups per batch, whatever its size)."""
+def encode_values(symbols: Sequence[str], timeframe: str, names: Sequence[str],
+                  rows: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], I64, F64]
+                  ) -> tuple[bytes, int]:
+    """Binary COPY rows ``(symbol, timeframe, ts, name, value)`` for ``indicator_values``.
+
+    ``rows`` are parallel arrays: index into ``symbols``, index into ``names``, bar start (ns),
+    value (NaN rows are left out). Built with numpy from the indexes, no string operation per
+    row: rows are grouped by (symbol length, name length) so each group is one fixed-width
+    structured array (a handful of groups per batch, whatever its size)."""
+    sym_idx, name_idx, ts_ns, values = rows
     keep = ~np.isnan(values)
-    symbols, ts_ns, names, values = symbols[keep], ts_ns[keep], names[keep], values[keep]
+    sym_idx, name_idx, ts_ns, values = sym_idx[keep], name_idx[keep], ts_ns[keep], values[keep]
     if not len(values):
         return b"", 0
     tf = timeframe.encode()
+    sym_bytes = [s.encode() for s in symbols]
+    name_bytes = [n.encode() for n in names]
+    sym_len = np.array([len(b) for b in sym_bytes], dtype=np.int64)[sym_idx]
+    name_len = np.array([len(b) for b in name_bytes], dtype=np.int64)[name_idx]
+    group = sym_len * 1024 + name_len
     us = ts_ns // 1000 - _PG_EPOCH_US
-    sym_len = np.char.str_len(symbols)
-    name_len = np.char.str_len(names)
     parts = [_BINARY_HEADER]
-    for a in np.unique(sym_len):
-        for b in np.unique(name_len[sym_len == a]):
-            rows = np.flatnonzero((sym_len == a) & (name_len == b))
-            dtype = np.dtype([("n", ">i2"), ("l0", ">i4"), ("sym", f"S{a}"), ("l1", ">i4"),
-                              ("tf", f"S{len(tf)}"), ("l2", ">i4"), ("ts", ">i8"),
-                              ("l3", ">i4"), ("name", f"S{b}"), ("l4", ">i4"), ("v", ">f8")])
-            block = np.empty(len(rows), dtype=dtype)
-            block["n"], block["l0"], block["l1"], block["l2"] = 5, a, len(tf), 8
-            block["l3"], block["l4"] = b, 8
-            block["sym"] = np.char.encode(symbols[rows], "ascii")
-            block["tf"] = tf
-            block["ts"] = us[rows]
-            block["name"] = np.char.encode(names[rows], "ascii")
-            block["v"] = values[rows]
-            parts.append(block.tobytes())
+    for g in np.unique(group).tolist():
+        a, b = divmod(int(g), 1024)
+        rows_g = np.flatnonzero(group == g)
+        dtype = np.dtype([("n", ">i2"), ("l0", ">i4"), ("sym", f"S{a}"), ("l1", ">i4"),
+                          ("tf", f"S{len(tf)}"), ("l2", ">i4"), ("ts", ">i8"),
+                          ("l3", ">i4"), ("name", f"S{b}"), ("l4", ">i4"), ("v", ">f8")])
+        block = np.empty(len(rows_g), dtype=dtype)
+        block["n"], block["l0"], block["l1"], block["l2"] = 5, a, len(tf), 8
+        block["l3"], block["l4"] = b, 8
+        # Fixed-width byte strings of every symbol / name; only those of length a / b are read.
+        block["sym"] = np.array(sym_bytes, dtype=f"S{a}")[sym_idx[rows_g]]
+        block["tf"] = tf
+        block["ts"] = us[rows_g]
+        block["name"] = np.array(name_bytes, dtype=f"S{b}")[name_idx[rows_g]]
+        block["v"] = values[rows_g]
+        parts.append(block.tobytes())
     parts.append(_BINARY_TRAILER)
     return b"".join(parts), len(values)
 
