@@ -48,10 +48,14 @@ TARGET = 1000.0
 
 
 class ShiftedClock(LiveClock):
-    """The live clock moved to another evening: time flows, durations are real."""
+    """The live clock moved by ``offset`` (to another evening): time flows, durations are real.
 
-    def __init__(self, at: datetime) -> None:
-        self._offset = at - LiveClock().now()
+    The offset is computed once by the parent and passed to every worker, so the workers'
+    clocks agree (phase times are read across workers: started by one, completed by another).
+    """
+
+    def __init__(self, offset: timedelta) -> None:
+        self._offset = offset
 
     def now(self) -> datetime:
         return super().now() + self._offset
@@ -120,7 +124,7 @@ def seed(dsn: str, symbols: list[str], last_session: date) -> None:
         conn.execute("VACUUM ANALYZE bars")
 
 
-def worker_main(dsn: str, redis_url: str, at: datetime, name: str, *, ready: EventType,
+def worker_main(dsn: str, redis_url: str, offset: timedelta, name: str, *, ready: EventType,
                 stop: EventType) -> None:
     """One worker process: the daily executor on a bus consumer, as the worker role runs it."""
     import threading
@@ -136,7 +140,7 @@ def worker_main(dsn: str, redis_url: str, at: datetime, name: str, *, ready: Eve
     )
     from tickstock.store.db import create_pool
 
-    clock = ShiftedClock(at)
+    clock = ShiftedClock(offset)
     calendar = nyse()
     pool = create_pool(dsn, max_size=4, name=name)
     client = connect(redis_url, name=name)
@@ -168,9 +172,10 @@ def timed_run(dsn: str, redis_url: str, session: date, workers: int) -> tuple[fl
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
     procs, readies = [], []
+    offset = evening(session) - LiveClock().now()
     for i in range(workers):
         ready = ctx.Event()
-        proc = ctx.Process(target=worker_main, args=(dsn, redis_url, evening(session),
+        proc = ctx.Process(target=worker_main, args=(dsn, redis_url, offset,
                                                       f"bench-worker-{session}-{i}"),
                            kwargs={"ready": ready, "stop": stop})
         proc.start()
@@ -197,8 +202,16 @@ def timed_run(dsn: str, redis_url: str, session: date, workers: int) -> tuple[fl
                             "processing_run_phases WHERE run_id = %s", (run_id,)).fetchall()
         shares = conn.execute("SELECT worker, count(*) FROM processing_batches WHERE run_id = %s"
                               " GROUP BY 1 ORDER BY 1", (run_id,)).fetchall()
+        # Seconds the workers spent inside batches, per phase (claim to completion, same clock)
+        busy = dict(conn.execute(
+            "SELECT phase, sum(extract(epoch FROM completed_at - claimed_at)) FROM "
+            "processing_batches WHERE run_id = %s GROUP BY 1", (run_id,)).fetchall())
     print(f"  batches per worker: {', '.join(f'{w}: {n}' for w, n in shares)}", flush=True)
-    # Phase times come from the workers' clocks, each shifted on its own start: within ms.
+    # Busy share: batch seconds over phase wall x workers; the rest is waiting for the last
+    # batch of a phase, publishing, claiming and completing.
+    print("  busy share per phase: " + ", ".join(
+        f"{p} {float(busy.get(p, 0.0)) / max(float(s) * workers, 1e-9):.0%}" for p, s in rows),
+        flush=True)
     return wall, {str(p): max(float(s), 0.0) for p, s in rows}
 
 
