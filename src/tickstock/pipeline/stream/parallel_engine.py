@@ -16,16 +16,20 @@ publish nothing for half the market while reporting itself healthy).
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing as mp
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from math import isfinite
 from multiprocessing.connection import Connection
 from typing import Any
+
+import numpy as np
 
 from tickstock.contracts.common import Timeframe
 from tickstock.core.errors import TickStockError
 from tickstock.pipeline.stream.bars import LiveBar
-from tickstock.pipeline.stream.engine import BarAnalysis, EngineLost
+from tickstock.pipeline.stream.engine import BarAnalysis, Detection, EngineLost
 
 _START_TIMEOUT_S = 120.0
 
@@ -38,6 +42,7 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
 
     specs = None if spec_names is None else live_specs(spec_names)
     engine = AnalysisLiveEngine(SessionLookup(nyse()), specs)
+    names = engine.engine.plan.columns
     conn.send(("ready", None))
     while True:
         try:
@@ -48,17 +53,40 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
             return
         try:
             if operation == "update_many":
-                result: Any = engine.update_many(argument)
+                result: Any = _pack(names, engine.update_many([LiveBar(*t) for t in argument]))
             elif operation == "warm_many":
-                result = [engine.warm(history) for history in argument]
+                result = [engine.warm([LiveBar(*t) for t in history]) for history in argument]
             elif operation == "peek":
-                result = engine.peek(argument)
+                result = engine.peek(LiveBar(*argument))
             else:
                 raise ValueError(f"unknown operation {operation!r}")
         except Exception as exc:  # the parent re-raises it
             conn.send(("error", exc))
         else:
             conn.send(("ok", result))
+
+
+# Bars and answers cross the pipes as plain tuples and one array: pickling 5,000 slotted
+# objects and their value dicts cost the parent more than a third of analysing them.
+Packed = tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]
+
+
+def _fields(bar: LiveBar) -> tuple[Any, ...]:
+    return (bar.symbol, bar.timeframe, bar.start, bar.end, bar.open, bar.high, bar.low,
+            bar.close, bar.volume, bar.vwap, bar.trades)
+
+
+def _pack(names: tuple[str, ...], analyses: list[BarAnalysis]) -> Packed:
+    nan = math.nan
+    values = np.array([[a.values.get(n, nan) for n in names] for a in analyses],
+                      dtype=np.float64).reshape(len(analyses), len(names))
+    return names, values, [a.detections for a in analyses]
+
+
+def _unpack(packed: Packed) -> list[BarAnalysis]:
+    names, values, detections = packed
+    return [BarAnalysis({k: v for k, v in zip(names, row, strict=True) if isfinite(v)}, found)
+            for row, found in zip(values.tolist(), detections, strict=True)]
 
 
 class ParallelLiveEngine:
@@ -114,18 +142,22 @@ class ParallelLiveEngine:
 
     def warm_many(self, histories: Sequence[Sequence[LiveBar]]) -> list[dict[str, float]]:
         owners = [self.shard(h[0].symbol) if h else 0 for h in histories]
-        answers = self._scatter("warm_many", histories, owners)
-        return [dict(values) for values in answers]
+        answers: list[dict[str, float]] = self._scatter(
+            "warm_many", [[_fields(b) for b in h] for h in histories], owners)
+        return answers
 
     def update(self, bar: LiveBar) -> BarAnalysis:
         return self.update_many([bar])[0]
 
     def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
-        return self._scatter("update_many", bars, [self.shard(b.symbol) for b in bars])
+        answers: list[BarAnalysis] = self._scatter(
+            "update_many", [_fields(b) for b in bars], [self.shard(b.symbol) for b in bars],
+            unpack=_unpack)
+        return answers
 
     def peek(self, bar: LiveBar) -> BarAnalysis:
         k = self.shard(bar.symbol)
-        self._send(k, ("peek", bar))
+        self._send(k, ("peek", _fields(bar)))
         answer: BarAnalysis = self._receive(k)
         return answer
 
@@ -144,9 +176,11 @@ class ParallelLiveEngine:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _scatter(self, operation: str, items: Sequence[Any], owners: list[int]) -> list[Any]:
-        """Send each child its items (in order), then gather the answers back in item order.
-        Each child reads its whole request before it answers, so no pipe can fill both ways."""
+    def _scatter(self, operation: str, items: Sequence[Any], owners: list[int],
+                 unpack: Callable[[Any], list[Any]] = list) -> list[Any]:
+        """Send each child its items (in order), then gather the answers (``unpack``-ed) back in
+        item order. Each child reads its whole request before it answers, so no pipe can fill
+        both ways."""
         parts: list[list[Any]] = [[] for _ in self._conns]
         for item, k in zip(items, owners, strict=True):
             parts[k].append(item)
@@ -155,7 +189,7 @@ class ParallelLiveEngine:
             self._send(k, (operation, parts[k]))
         answers: list[list[Any]] = [[] for _ in self._conns]
         for k in busy:
-            answers[k] = self._receive(k)
+            answers[k] = unpack(self._receive(k))
         taken = [0] * len(self._conns)
         out = []
         for k in owners:
