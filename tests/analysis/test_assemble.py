@@ -16,6 +16,7 @@ from tickstock.analysis.patterns import assemble, signal_detectors
 from tickstock.analysis.patterns.detect import Frame, candle_hits, detect_frame, pattern_set
 from tickstock.analysis.patterns.found import CandleHits, Found
 from tickstock.analysis.patterns.scoring import W_STRENGTH, W_TREND, W_VOLUME
+from tickstock.analysis.spec import PatternSpec
 
 SYMBOLS = ("FTV", "AAPL", "KLAC", "BHF")
 
@@ -107,3 +108,79 @@ def test_signals_in_any_order_are_merged_by_row_then_pattern(daily_universe: dic
     assert np.all(np.diff(keys) > 0)
     for a, b in zip(ordered, mixed, strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+def _numpy_signal(  # noqa: PLR0911 -- one recipe per kind
+    spec: PatternSpec, c: dict[str, np.ndarray], ok: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """(rows, direction, level, metric, strength) of one signal spec, as whole-array numpy."""
+    d = 1 if spec.direction == "bullish" else -1
+    req, close, atr = spec.requires, c["close"], c["atr_14"]
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        out = np.full(num.shape[0], np.nan)
+        np.divide(num, den, out=out, where=den > 0)
+        return out
+
+    def rows(cond: np.ndarray, shift: int) -> np.ndarray:
+        idx = np.flatnonzero(cond) + shift
+        return idx[ok[idx]]
+
+    def cross(a: np.ndarray, b: np.ndarray, up: bool) -> np.ndarray:
+        return rows((a[1:] > b[1:]) & (a[:-1] <= b[:-1]) if up else (a[1:] < b[1:]) & (a[:-1] >= b[:-1]), 1)
+
+    def beyond(idx: np.ndarray, price: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, ...]:
+        metric = ratio(d * (price - level), atr[idx])
+        return idx, np.full(idx.shape[0], d), level, metric, np.clip(metric, 0.0, 1.0)
+
+    if spec.kind == "ma_cross":
+        fast, slow = c[req[0]], c[req[1]]
+        idx = cross(fast, slow, d > 0)
+        return beyond(idx, close[idx], slow[idx])
+    if spec.kind in ("price_cross", "bb_break"):
+        line = c[req[0]]
+        idx = cross(close, line, d > 0)
+        return beyond(idx, close[idx], line[idx])
+    if spec.kind == "breakout":
+        ch = c[req[0]]
+        a, b = close[2:], ch[1:-1]
+        up = (a > b) & (close[1:-1] <= ch[:-2])
+        idx = rows(up if d > 0 else (a < b) & (close[1:-1] >= ch[:-2]), 2)
+        return beyond(idx, close[idx], ch[idx - 1])
+    if spec.kind == "gap":
+        edge = c["high" if d > 0 else "low"]
+        idx = rows(c["open"][1:] > edge[:-1] if d > 0 else c["open"][1:] < edge[:-1], 1)
+        return beyond(idx, c["open"][idx], edge[idx - 1])
+    if spec.kind == "volume_surge":
+        thr = float(spec.param("threshold"))
+        idx = rows(c[req[0]] >= thr, 0)
+        rv = c[req[0]][idx]
+        way = np.sign(close[idx] - c["open"][idx])
+        return idx, way, np.full(idx.shape[0], np.nan), rv, np.clip(rv / (2.0 * thr), 0.0, 1.0)
+    if spec.kind == "rsi_zone":
+        lv, r = float(spec.param("level")), c[req[0]]
+        down = bool(spec.param("down"))
+        idx = rows((r[1:] < lv) & (r[:-1] >= lv) if down else (r[1:] > lv) & (r[:-1] <= lv), 1)
+        return idx, np.full(idx.shape[0], d), close[idx], r[idx], np.clip(np.abs(r[idx] - lv) / 5.0, 0.0, 1.0)
+    width, low, high = (c[name] for name in req[:3])  # bb_squeeze
+    idx = rows((width[1:] <= low[1:]) & (width[:-1] > low[:-1]), 1)
+    metric = ratio(width[idx], high[idx])
+    return idx, np.zeros(idx.shape[0]), np.full(idx.shape[0], np.nan), metric, np.clip(1.0 - metric, 0.0, 1.0)
+
+
+def test_signal_detectors_equal_the_numpy_formulation(daily_universe: dict[str, Bars]) -> None:
+    ps = pattern_set(plan(DEFAULT_SPECS).patterns)
+    frame, _, _ = _frame(daily_universe)
+    cols = {k: np.asarray(v) for k, v in frame.cols.items()}
+    reported = np.random.default_rng(3).random(frame.pos.shape[0]) < 0.7  # the live engine's mask
+    for mask in (None, reported):
+        found = signal_detectors.detect(ps.signals, len(ps.candles), frame.cols, frame.pos, mask)
+        for k, spec in enumerate(ps.signals):
+            ok = frame.pos >= spec.lag if mask is None else (frame.pos >= spec.lag) & mask
+            want = _numpy_signal(spec, cols, ok)
+            mine = found.pattern == len(ps.candles) + k
+            assert mine.sum() > 0 and np.array_equal(found.index[mine], want[0]), spec.name
+            got = (found.direction[mine], found.level[mine], found.metric[mine], found.strength[mine])
+            for g, w in zip(got, want[1:], strict=True):
+                assert np.array_equal(g, w.astype(g.dtype), equal_nan=True), spec.name
+                assert g.astype(np.float64).tobytes() == w.astype(np.float64).tobytes(), spec.name
