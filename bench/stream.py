@@ -38,6 +38,7 @@ from tickstock.market.calendar import nyse
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
 from tickstock.ops.roles.stream import FORMING_EVENTS_MAX_SYMBOLS, analysis_processes, live_engine
 from tickstock.pipeline.stream.bars import MINUTE, LiveBar
+from tickstock.pipeline.stream.daily_context import DailyTrends
 from tickstock.pipeline.stream.feed import Backoff
 from tickstock.pipeline.stream.processor import LiveProcessor
 from tickstock.pipeline.stream.publisher import BusEventSink
@@ -157,13 +158,14 @@ def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int) -> 
     default)."""
     clock = LiveClock()
     sessions = SessionLookup(nyse())
+    symbols = tuple(frames(count, 1)[0].symbols)
     processes = analysis_processes(0, count)
     print(f"analysis in {processes} process(es)", flush=True)
     processor = LiveProcessor(writer=BarStore(pool), engine=live_engine(sessions, processes),
                               sessions=sessions,
                               sink=BusEventSink(client, source="bench-stream", clock=clock),
-                              forming_events=count <= FORMING_EVENTS_MAX_SYMBOLS)
-    symbols = tuple(frames(count, 1)[0].symbols)
+                              forming_events=count <= FORMING_EVENTS_MAX_SYMBOLS,
+                              daily=DailyTrends(BarStore(pool), sessions, symbols))
     return StreamService(
         StreamConfig(symbols=symbols, ws_url=ws_url, api_key="bench-key", outside_hours=True,
                      backoff=Backoff(initial_s=0.05, max_s=0.5)),

@@ -20,6 +20,7 @@ from tickstock.market.calendar import nyse
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
 from tickstock.market.replay import ReplayServer
 from tickstock.ops.roles.stream import live_engine
+from tickstock.pipeline.stream.daily_context import DailyTrends
 from tickstock.pipeline.stream.engine import LiveEngine
 from tickstock.pipeline.stream.feed import Backoff
 from tickstock.pipeline.stream.processor import LiveProcessor
@@ -77,7 +78,7 @@ def build_service(pool: ConnectionPool, client: redis.Redis, server: ReplayServe
     processor = LiveProcessor(
         writer=store, engine=engine or live_engine(sessions), sessions=sessions,
         sink=BusEventSink(client, source=instance, clock=clock), keep_analyses=True,
-        detections=DetectionStore(pool),
+        detections=DetectionStore(pool), daily=DailyTrends(store, sessions, symbols),
     )
     config = StreamConfig(symbols=symbols, ws_url=server.ws_url, api_key=server.api_key,
                           outside_hours=True, backoff=Backoff(initial_s=0.05, max_s=0.5),

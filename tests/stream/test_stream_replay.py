@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,18 @@ import pytest
 import talib
 
 from tickstock.analysis import Bars, batch
+from tickstock.analysis.context import daily_trend
 from tickstock.contracts.common import Timeframe
+from tickstock.core.timeutil import session_day_start_utc
 from tickstock.market.bars import BarFrame, datetime_to_ns, ns_to_datetime
 from tickstock.market.calendar import nyse
 from tickstock.market.derive import derive
 from tickstock.market.replay import ReplayServer, frames_from_bars, read_minute_csv
 from tickstock.pipeline.stream.analysis_engine import live_specs
+from tickstock.pipeline.stream.bars import LiveBar
 from tickstock.pipeline.stream.processor import LIVE_TIMEFRAMES
 from tickstock.pipeline.stream.sessions import SessionLookup
+from tickstock.pipeline.stream.storage import BarStore
 
 from .harness import Running, Subscriber, build_service, infrastructure, until
 
@@ -53,6 +58,7 @@ def test_minute_file_replay_is_stored_rolled_up_analysed_and_published(
     in_session = [r for r in rows if nyse().is_open(r.start)]
 
     with infrastructure(db_dsn, redis_url) as (pool, client):
+        BarStore(pool).upsert(_daily_bars())
         subscriber = Subscriber(client).start()
 
         async def main() -> dict[str, object]:
@@ -120,6 +126,8 @@ def test_minute_file_replay_is_stored_rolled_up_analysed_and_published(
     assert {b.timeframe for b in forming} == set(LIVE_TIMEFRAMES[1:])
     patterns = subscriber_events.of("pattern.detected")
     assert len(patterns) == detected
+    # the daily trend turned during the month: intraday detections both agree and disagree
+    assert {p.daily_agrees for p in patterns} >= {True, False}
     with psycopg.connect(db_dsn) as conn:
         stored_patterns = conn.execute("SELECT count(*) FROM pattern_detections "
                                        "WHERE source = 'live' AND symbol = %s", (SYMBOL,)).fetchone()
@@ -135,8 +143,13 @@ def _assert_batch_equal(frame: BarFrame, analyses: dict[tuple[Timeframe, int], o
     sessions = SessionLookup(nyse())
     opens = [sessions.session_of(ns_to_datetime(ts)) for ts in frame.ts.tolist()]
     assert all(opens)
+    session = np.array([datetime_to_ns(s.open) for s in opens if s])
+    daily = _daily_bars()
+    trend = daily_trend(Bars(SYMBOL, "day", np.array([datetime_to_ns(b.start) for b in daily]),
+                             *(np.array([getattr(b, c) for b in daily]) for c in PRICES)),
+                        session)
     bars = Bars(SYMBOL, tf.value, frame.ts, frame.open, frame.high, frame.low, frame.close,
-                frame.volume, session=np.array([datetime_to_ns(s.open) for s in opens if s]))
+                frame.volume, session=session, daily_trend=trend)
     result = batch.compute(bars, live_specs())
     found = {(d.ts_ns, d.pattern): d for d in result.detections}
     for i, ts in enumerate(frame.ts.tolist()):
@@ -146,6 +159,20 @@ def _assert_batch_equal(frame: BarFrame, analyses: dict[tuple[Timeframe, int], o
         mine = {(ts, d.pattern): d for d in live.detections}  # type: ignore[attr-defined]
         assert mine.keys() == {k for k in found if k[0] == ts}, (tf, i)
         for key, d in mine.items():
-            assert (d.direction.value, d.confidence) == (found[key].direction,
-                                                         found[key].confidence), key
+            assert (d.direction.value, d.confidence, d.daily_agrees) == (
+                found[key].direction, found[key].confidence, found[key].daily_agrees), key
     return len(found)
+
+
+PRICES = ("open", "high", "low", "close", "volume")
+
+
+def _daily_bars() -> list[LiveBar]:
+    """Daily bars of the symbol up to the replayed month: rising into mid-November, then
+    falling, so the daily trend turns from up to down during the replay."""
+    days = nyse().session_days(date(2019, 6, 1), date(2019, 11, 29))
+    closes = [3000.0 + 5 * i if day < date(2019, 11, 14) else 3000.0 + 5 * i - 80 * (i - 114)
+              for i, day in enumerate(days)]
+    return [LiveBar(SYMBOL, Timeframe.DAY, session_day_start_utc(day),
+                    session_day_start_utc(day) + timedelta(days=1), c, c + 10, c - 10, c, 1e9)
+            for day, c in zip(days, closes, strict=True)]

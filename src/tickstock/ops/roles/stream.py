@@ -187,6 +187,7 @@ class _Role:
 
     def _service(self, symbols: tuple[str, ...], demo: DemoMarket | None) -> StreamService:
         from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
+        from tickstock.pipeline.stream.daily_context import DailyTrends
         from tickstock.pipeline.stream.processor import LiveProcessor
         from tickstock.pipeline.stream.publisher import BusEventSink
         from tickstock.pipeline.stream.service import StreamConfig, StreamService
@@ -207,7 +208,7 @@ class _Role:
                 int(self.options.get("analysis_processes",
                                      self.settings.stream_analysis_processes)), len(symbols))),
             sink=BusEventSink(self.client, source=self.instance, clock=self.clock),
-            detections=DetectionStore(self.pool),
+            detections=DetectionStore(self.pool), daily=DailyTrends(store, sessions, symbols),
             forming_events=bool(self.options.get(
                 "forming_events", len(symbols) <= FORMING_EVENTS_MAX_SYMBOLS)),
         )

@@ -64,6 +64,7 @@ class AnalysisLiveEngine:
             np.array([b.low for b in history]), np.array([b.close for b in history]),
             np.array([b.volume for b in history]),
             session=np.array([self._ns(b.start)[1] for b in history], dtype=np.int64),
+            daily_trend=np.array([b.daily_trend for b in history]),
         )
         return self.engine.warm_up(bars).latest()
 
@@ -86,7 +87,7 @@ class AnalysisLiveEngine:
     def _bar(self, bar: LiveBar) -> Bar:
         ts, session = self._ns(bar.start)
         return Bar(bar.symbol, bar.timeframe.value, ts, bar.open, bar.high, bar.low, bar.close,
-                   bar.volume, session)
+                   bar.volume, session, bar.daily_trend)
 
     def _ns(self, start: datetime) -> tuple[int, int]:
         """``start`` and the open of its session in epoch ns (a stored bar outside regular

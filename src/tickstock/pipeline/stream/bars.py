@@ -38,6 +38,9 @@ class LiveBar:
     volume: float
     vwap: float | None = None
     trades: int | None = None
+    #: The daily context the analysis reads (``daily_context``): +1 up, -1 down, 0 flat, NaN
+    #: unknown. Not part of the bar's data: never stored, never published.
+    daily_trend: float = math.nan
 
     def copy(self) -> LiveBar:
         return replace(self)

@@ -73,7 +73,7 @@ Packed = tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]
 
 def _fields(bar: LiveBar) -> tuple[Any, ...]:
     return (bar.symbol, bar.timeframe, bar.start, bar.end, bar.open, bar.high, bar.low,
-            bar.close, bar.volume, bar.vwap, bar.trades)
+            bar.close, bar.volume, bar.vwap, bar.trades, bar.daily_trend)
 
 
 def _pack(names: tuple[str, ...], analyses: list[BarAnalysis]) -> Packed:

@@ -9,9 +9,10 @@ For each batch (usually one minute-boundary burst, or part of one):
    whose time has passed (``flush_before``) unless the symbol still waits for a gap repair.
 3. Store every closed bar — minutes and derived — in one upsert, on a writer thread while
    step 4 runs. A failed write keeps the bars and retries them with the next batch.
-4. Feed the closed bars to the incremental engine (``engine``, in one call): indicator values
-   and pattern detections; then the events: the alert rules compare each bar's values with
-   the previous bar's, and each final bar carries its values.
+4. Feed the closed bars, with their session's daily trend (``daily``), to the incremental
+   engine (``engine``, in one call): indicator values and pattern detections; then the
+   events: the alert rules compare each bar's values with the previous bar's, and each final
+   bar carries its values.
 5. Publish, in one round trip: detections, alerts, then the final bars with their indicator
    values (so the last event of a batch is a bar), and the forming derived bars "so far"
    (``final`` false).
@@ -32,6 +33,7 @@ from tickstock.contracts.events import Event, PatternDetected
 from tickstock.core.errors import StoreError
 from tickstock.pipeline.stream.alerts import AlertRules
 from tickstock.pipeline.stream.bars import BarEvent, LiveBar
+from tickstock.pipeline.stream.daily_context import DailyTrends
 from tickstock.pipeline.stream.engine import BarAnalysis, Detection, LiveEngine
 from tickstock.pipeline.stream.metrics import StageTimer, StreamStats
 from tickstock.pipeline.stream.rollup import DERIVED, Rollup
@@ -86,6 +88,7 @@ class LiveProcessor:
         detections: DetectionWriter | None = None,
         forming_events: bool = True,
         keep_analyses: bool = False,
+        daily: DailyTrends | None = None,
     ) -> None:
         if Timeframe.MIN1 not in timeframes:
             raise ValueError("the stream always processes 1min bars; add it to timeframes")
@@ -99,6 +102,7 @@ class LiveProcessor:
         self.alerts = alerts or AlertRules()
         self.detections = detections
         self.forming_events = forming_events
+        self.daily = daily
         self.keep_analyses = keep_analyses
         self.last_minute: dict[str, datetime] = {}
         self.kept: dict[tuple[str, Timeframe, datetime], BarAnalysis] = {}
@@ -132,6 +136,9 @@ class LiveProcessor:
         bars of each timeframe and symbol (oldest first)."""
         for tf, by_symbol in history.items():
             stored = [bars for bars in by_symbol.values() if bars]
+            if self.daily is not None and tf in self.timeframes:
+                for bars in stored:
+                    self.daily.apply(bars)
             warmed = self.engine.warm_many(stored) if tf in self.timeframes else None
             for k, bars in enumerate(stored):
                 self.alerts.warm(bars, None if warmed is None else warmed[k])
@@ -157,6 +164,8 @@ class LiveProcessor:
         self._unstored = []
         stored: Future[dict[str, int]] = self._writer_pool.submit(self.writer.upsert, to_store)
         with timer("analyse"):
+            if self.daily is not None:
+                self.daily.apply(closed)
             analyses = self.engine.update_many(closed)
         with timer("events"):
             detections, alerts, finals = self._events(closed, analyses)
