@@ -92,11 +92,10 @@ def stack(ps: PatternSet, segments: list[dict[str, np.ndarray]], lengths: list[i
 def _chunk(histories: list[Bars], p: Plan) -> list[Result]:
     ps = pattern_set(p.patterns)
     segments, values, hits = [], [], []
-    scratch = np.empty(len(ps.candles) * max(len(b) for b in histories), dtype=np.int32)
     for bars in histories:
         cols = base_columns(bars)
         values.append(indicator_columns(p, cols))
-        hits.append(candle_hits(ps, cols, scratch))
+        hits.append(candle_hits(ps, cols))
         segments.append(cols)
     lengths = [len(b) for b in histories]
     offsets = np.cumsum([0, *lengths], dtype=np.int64)

@@ -8,9 +8,12 @@ functions may differ between numpy's vectorised loops and ``math``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tickstock.analysis.bars import FloatArray
+from tickstock.analysis.kernels.compiled import jit
 
 
 def prev(x: FloatArray, k: int = 1) -> FloatArray:
@@ -25,11 +28,31 @@ def nan_array(n: int) -> FloatArray:
     return np.full(n, np.nan, dtype=np.float64)
 
 
+@jit
+def _ratio(num: FloatArray, den: FloatArray, lag: int, minus: float) -> FloatArray:
+    """``num[i] / den[i - lag] - minus`` where that denominator exists and is > 0, else NaN:
+    one compiled pass (``x - 0.0`` is ``x``, so ``minus=0`` is the plain ratio)."""
+    n = num.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        d = den[i - lag] if i >= lag else math.nan
+        out[i] = num[i] / d - minus if d > 0 else math.nan
+    return out
+
+
 def safe_ratio(num: FloatArray, den: FloatArray) -> FloatArray:
     """``num / den`` where ``den > 0``, NaN elsewhere (no warning on a zero denominator)."""
-    out = nan_array(num.shape[0])
-    np.divide(num, den, out=out, where=den > 0)
-    return out
+    return _ratio(num, den, 0, 0.0)
+
+
+def ratio_to_previous(num: FloatArray, den: FloatArray) -> FloatArray:
+    """``safe_ratio(num, prev(den))``: each value over the previous row's denominator."""
+    return _ratio(num, den, 1, 0.0)
+
+
+def distance(price: FloatArray, level: FloatArray) -> FloatArray:
+    """``safe_ratio(price, level) - 1``: the fractional distance of ``price`` from ``level``."""
+    return _ratio(price, level, 0, 1.0)
 
 
 def safe_ratio1(num: float, den: float) -> float:

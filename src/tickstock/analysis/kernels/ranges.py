@@ -17,7 +17,7 @@ import numpy as np
 import talib
 
 from tickstock.analysis.bars import CLOSE, HIGH, LOW, FloatArray
-from tickstock.analysis.kernels.common import safe_ratio, safe_ratio1
+from tickstock.analysis.kernels.common import distance, safe_ratio, safe_ratio1
 from tickstock.analysis.kernels.talib_kernel import TalibCell
 from tickstock.analysis.spec import Columns, Row
 
@@ -33,7 +33,7 @@ class ChannelKernel:
         if not self.distance:
             return upper, lower
         close = np.asarray(cols[CLOSE], dtype=np.float64)
-        return upper, lower, safe_ratio(close, upper) - 1.0, safe_ratio(close, lower) - 1.0
+        return upper, lower, distance(close, upper), distance(close, lower)
 
     def stream(self) -> ChannelStream:
         return ChannelStream(self)

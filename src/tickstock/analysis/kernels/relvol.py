@@ -21,13 +21,13 @@ import numpy as np
 import talib
 
 from tickstock.analysis.bars import SESSION, TS, VOLUME, FloatArray
-from tickstock.analysis.kernels.common import prev, safe_ratio, safe_ratio1
+from tickstock.analysis.kernels.common import ratio_to_previous, safe_ratio1
 from tickstock.analysis.kernels.talib_kernel import TalibCell
 from tickstock.analysis.spec import Columns, Row
 
 
 def _ratio_to_previous_average(volume: FloatArray, period: int) -> FloatArray:
-    return safe_ratio(volume, prev(talib.SMA(volume, period)))
+    return ratio_to_previous(volume, talib.SMA(volume, period))
 
 
 @dataclass(frozen=True)

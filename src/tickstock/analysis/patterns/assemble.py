@@ -30,15 +30,17 @@ I8 = NDArray[np.int8]
 
 
 @jit
-def candle_scan(raw: NDArray[np.int32]) -> tuple[I64, I64, F64]:
-    """Non-zero entries of ``raw[pattern, bar]``: (pattern, bar, value), by bar then pattern.
-
-    Two contiguous passes (count per bar, then place) instead of a transposed copy or a sort."""
-    patterns, n = raw.shape
+def candle_scan(raws: tuple[NDArray[np.int32], ...]) -> tuple[I64, I64, F64]:
+    """Non-zero entries of the candlestick outputs ``raws[pattern][bar]``: (pattern, bar,
+    value), by bar then pattern. Two passes over each output as TA-Lib returned it (count
+    per bar, then place) instead of stacking them, a transposed copy or a sort."""
+    n = raws[0].shape[0]
     start = np.zeros(n + 1, dtype=np.int64)
-    for p in range(patterns):
+    for p in range(len(raws)):
+        raw = raws[p]
         for i in range(n):
-            start[i + 1] += raw[p, i] != 0
+            if raw[i] != 0:
+                start[i + 1] += 1
     for i in range(n):
         start[i + 1] += start[i]
     total = start[n]
@@ -46,9 +48,10 @@ def candle_scan(raw: NDArray[np.int32]) -> tuple[I64, I64, F64]:
     index = np.empty(total, dtype=np.int64)
     value = np.empty(total, dtype=np.float64)
     fill = start[:n].copy()
-    for p in range(patterns):  # pattern-major, so each bar's patterns arrive in order
+    for p in range(len(raws)):  # pattern by pattern, so each bar's patterns arrive in order
+        raw = raws[p]
         for i in range(n):
-            v = raw[p, i]
+            v = raw[i]
             if v != 0:
                 k = fill[i]
                 pattern[k], index[k], value[k] = p, i, v

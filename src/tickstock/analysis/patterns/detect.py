@@ -64,20 +64,13 @@ class Frame:
     pos: IntArray
 
 
-def candle_hits(ps: PatternSet, cols: Columns, buffer: NDArray[np.int32] | None = None) -> CandleHits:
+def candle_hits(ps: PatternSet, cols: Columns) -> CandleHits:
     """Where each candlestick of ``ps`` fires over one symbol's ``cols`` (TA-Lib Function API),
-    ordered by bar, then pattern. ``buffer`` (``len(ps.candles) * bars`` or more int32) is
-    scratch space a caller reuses across symbols: fresh large arrays cost page faults."""
-    count = len(ps.candles)
-    if not count:
+    ordered by bar, then pattern."""
+    if not ps.candles:
         return CandleHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
-    n = len(cols[CLOSE])
-    size = count * n
-    buf = buffer if buffer is not None and buffer.shape[0] >= size else np.empty(size, np.int32)
-    raw = buf[:size]  # pattern-major: row p * n + bar
     o, h, lo, c = (cols[name] for name in candles.CANDLE_INPUTS)
-    np.concatenate([fn(o, h, lo, c) for fn in ps.candle_functions], out=raw)
-    return CandleHits(*assemble.candle_scan(raw.reshape(count, n)))
+    return CandleHits(*assemble.candle_scan(tuple(fn(o, h, lo, c) for fn in ps.candle_functions)))
 
 
 def _f64(cols: Columns, name: str) -> FloatArray:
