@@ -126,3 +126,25 @@ def test_the_stream_role_stops_when_an_analysis_process_dies(db_dsn: str, redis_
     assert isinstance(failure, EngineLost)
     [error] = subscriber.of("service.error")
     assert error.severity == "critical" and "analysis process 0 is gone" in error.error
+
+
+def test_chunks_are_analysed_in_turn_and_an_abandoned_run_keeps_the_pipes_in_step() -> None:
+    bursts = _bursts(66)
+    local = AnalysisLiveEngine(SessionLookup(nyse()))
+    spread = ParallelLiveEngine(2)
+    try:
+        histories = _histories(bursts[:60])
+        local.warm_many(histories)
+        spread.warm_many(histories)
+        chunks = [bursts[60][:7], bursts[60][7:], bursts[61]]
+        assert list(spread.update_chunks(chunks)) == list(local.update_chunks(chunks))
+        # the caller stops after the first chunk (an error while publishing it): the second,
+        # already sent, is analysed and its answers read, so the next call is answered in turn
+        run = spread.update_chunks([bursts[62], bursts[63]])
+        next(run)
+        run.close()
+        local.update_many(bursts[62])
+        local.update_many(bursts[63])
+        assert spread.update_many(bursts[64]) == local.update_many(bursts[64])
+    finally:
+        spread.close()

@@ -10,7 +10,7 @@ to (for the session VWAP and intraday relative volume) is looked up here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime
 from math import isfinite
 
@@ -77,6 +77,10 @@ class AnalysisLiveEngine:
     def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
         # one detection pass over every symbol's newest bar: what makes a burst affordable
         return [_analysis(s) for s in self.engine.update_many([self._bar(b) for b in bars])]
+
+    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]) -> Generator[list[BarAnalysis], None, None]:
+        for chunk in chunks:
+            yield self.update_many(chunk)
 
     def peek(self, bar: LiveBar) -> BarAnalysis:
         return _analysis(self.engine.peek(self._bar(bar)))

@@ -7,7 +7,7 @@ and get back the indicator values and the pattern detections of that bar.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -63,6 +63,10 @@ class LiveEngine(Protocol):
     def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
         """``update`` for each of ``bars`` in order (a burst: one bar of many symbols, a
         symbol and timeframe may repeat), in one pass where the engine can."""
+
+    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]) -> Generator[list[BarAnalysis], None, None]:
+        """``update_many`` of each chunk in turn, yielded as it is ready; an engine that can
+        may analyse the next chunk while the caller handles this one."""
 
     def peek(self, bar: LiveBar) -> BarAnalysis:
         """The analysis a forming bar would have if it closed now; commits nothing."""

@@ -19,7 +19,7 @@ import contextlib
 import math
 import multiprocessing as mp
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from math import isfinite
 from multiprocessing.connection import Connection
 from typing import Any
@@ -150,10 +150,29 @@ class ParallelLiveEngine:
         return self.update_many([bar])[0]
 
     def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
-        answers: list[BarAnalysis] = self._scatter(
-            "update_many", [_fields(b) for b in bars], [self.shard(b.symbol) for b in bars],
-            unpack=_unpack)
+        answers: list[BarAnalysis] = self._gather(*self._send_parts("update_many", bars),
+                                                  unpack=_unpack)
         return answers
+
+    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]) -> Generator[list[BarAnalysis], None, None]:
+        """Each chunk's analyses; the children start on the next chunk as soon as this one's
+        answers are in, so they compute while the caller publishes. A child holds at most one
+        request at a time (it answers before it reads the next): no pipe can fill both ways."""
+        if not chunks:
+            return
+        pending: tuple[list[int], list[int]] | None = self._send_parts("update_many", chunks[0])
+        try:
+            for k in range(len(chunks)):
+                assert pending is not None
+                answers = self._gather(*pending, unpack=_unpack)
+                pending = None
+                if k + 1 < len(chunks):
+                    pending = self._send_parts("update_many", chunks[k + 1])
+                yield answers
+        finally:  # abandoned early: read the answers nobody will, so the pipes stay in step
+            if pending is not None:
+                for child in pending[0]:
+                    self._receive(child)
 
     def peek(self, bar: LiveBar) -> BarAnalysis:
         k = self.shard(bar.symbol)
@@ -181,12 +200,25 @@ class ParallelLiveEngine:
         """Send each child its items (in order), then gather the answers (``unpack``-ed) back in
         item order. Each child reads its whole request before it answers, so no pipe can fill
         both ways."""
+        return self._gather(*self._send_to(operation, items, owners), unpack=unpack)
+
+    def _send_parts(self, operation: str, bars: Sequence[LiveBar]) -> tuple[list[int], list[int]]:
+        return self._send_to(operation, [_fields(b) for b in bars],
+                             [self.shard(b.symbol) for b in bars])
+
+    def _send_to(self, operation: str, items: Sequence[Any],
+                 owners: list[int]) -> tuple[list[int], list[int]]:
+        """Send each child its items; (the children asked, each item's child) for ``_gather``."""
         parts: list[list[Any]] = [[] for _ in self._conns]
         for item, k in zip(items, owners, strict=True):
             parts[k].append(item)
         busy = [k for k, part in enumerate(parts) if part]
         for k in busy:
             self._send(k, (operation, parts[k]))
+        return busy, owners
+
+    def _gather(self, busy: list[int], owners: list[int],
+                unpack: Callable[[Any], list[Any]] = list) -> list[Any]:
         answers: list[list[Any]] = [[] for _ in self._conns]
         for k in busy:
             answers[k] = unpack(self._receive(k))

@@ -10,12 +10,13 @@ For each batch (usually one minute-boundary burst, or part of one):
 3. Store every closed bar — minutes and derived — in one upsert, on a writer thread while
    step 4 runs. A failed write keeps the bars and retries them with the next batch.
 4. Feed the closed bars, with their session's daily trend (``daily``), to the incremental
-   engine (``engine``, in one call): indicator values and pattern detections; then the
+   engine (``engine``, chunk by chunk): indicator values and pattern detections; then the
    events: the alert rules compare each bar's values with the previous bar's, and each final
    bar carries its values.
-5. Publish, in one round trip: detections, alerts, then the final bars with their indicator
-   values (so the last event of a batch is a bar), and the forming derived bars "so far"
-   (``final`` false).
+5. Publish, a chunk of ``ANALYSIS_CHUNK`` closed bars at a time (the engine analyses the next
+   chunk meanwhile) and never before the batch's bars are stored: detections, alerts, then the
+   final bars with their indicator values; last the forming derived bars "so far" (``final``
+   false).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from tickstock.pipeline.stream.sessions import SessionLookup
 logger = logging.getLogger(__name__)
 
 LIVE_TIMEFRAMES: tuple[Timeframe, ...] = (Timeframe.MIN1, *DERIVED)
+#: Closed bars analysed and published at a time: a burst's events start flowing after the first
+#: chunk, and a parallel engine analyses the next chunk while this process publishes one.
+ANALYSIS_CHUNK = 1000
 
 
 class BarWriter(Protocol):
@@ -163,20 +167,36 @@ class LiveProcessor:
         to_store = self._unstored + closed
         self._unstored = []
         stored: Future[dict[str, int]] = self._writer_pool.submit(self.writer.upsert, to_store)
-        with timer("analyse"):
-            if self.daily is not None:
-                self.daily.apply(closed)
-            analyses = self.engine.update_many(closed)
-        with timer("events"):
-            detections, alerts, finals = self._events(closed, analyses)
-            forming = self._forming(accepted) if self.forming_events else []
-        with timer("store_wait"):
-            self._stored(stored, to_store, outcome)
-        if detections and self.detections is not None:
-            with timer("detections"):
-                self._write_detections(detections)
-        with timer("publish"):
-            outcome.events = self._publish([*detections, *alerts, *finals, *forming])
+        if self.daily is not None:
+            self.daily.apply(closed)
+        chunks = [closed[i:i + ANALYSIS_CHUNK] for i in range(0, len(closed), ANALYSIS_CHUNK)]
+        analysed = self.engine.update_chunks(chunks)
+        waited = False
+        try:
+            for chunk in chunks:  # the engine analyses the next chunk while this one publishes
+                with timer("analyse"):
+                    analyses = next(analysed)
+                with timer("events"):
+                    detections, alerts, finals = self._events(chunk, analyses)
+                if not waited:  # no event before its bars are stored
+                    with timer("store_wait"):
+                        self._stored(stored, to_store, outcome)
+                    waited = True
+                if detections and self.detections is not None:
+                    with timer("detections"):
+                        self._write_detections(detections)
+                with timer("publish"):
+                    _add_counts(outcome.events, self._publish([*detections, *alerts, *finals]))
+        finally:
+            analysed.close()
+        if not waited:
+            with timer("store_wait"):
+                self._stored(stored, to_store, outcome)
+        if self.forming_events:
+            with timer("events"):
+                forming = self._forming(accepted)
+            with timer("publish"):
+                _add_counts(outcome.events, self._publish(list(forming)))
         self.stats.processed += len(accepted)
         self.stats.observe_stages(timer.seconds)
         logger.debug("batch processed", extra={"minutes": len(accepted), "closed": len(closed),
@@ -267,6 +287,11 @@ class LiveProcessor:
         except Exception as exc:
             self.stats.on_error("detections")
             logger.error("storing %d live detections failed: %s", len(detections), exc)
+
+
+def _add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
+    for kind, n in counts.items():
+        total[kind] = total.get(kind, 0) + n
 
 
 def _valid(bar: LiveBar) -> bool:
