@@ -1,6 +1,6 @@
 """Minute-boundary bursts of a 5,000-symbol synthetic market through the stream role.
 
-    .venv/bin/python bench/stream.py [--symbols 5000] [--bursts 10] [--warm 25]
+    .venv/bin/python bench/stream.py [--symbols 5000] [--bursts 10] [--warm 60] [--processes 0]
 
 A replay server (its own process, speaking the provider's protocol) plays a synthetic market;
 the stream service (this process: the real ``massive`` client, the role's engine, real
@@ -103,7 +103,7 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
     print(f"stored {args.warm} minutes of history ({len(history)} bars with the derived ones) "
           f"in {time.perf_counter() - started:.1f} s")
     client = connect(redis_url, name="bench-stream")
-    service = _service(pool, client, ws_url, rest_url, args.symbols)
+    service = _service(pool, client, ws_url, rest_url, args.symbols, args.processes)
     stop = asyncio.Event()
     started = time.perf_counter()
     running = asyncio.create_task(service.run(stop))
@@ -153,13 +153,14 @@ async def _burst(service: StreamService, client: Any, to_provider: Any, from_sub
     return reached - sent_at, {k: v - before.get(k, 0.0) for k, v in service.stats.stage_s.items()}
 
 
-def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int) -> StreamService:
+def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int,
+             processes: int) -> StreamService:
     """The stream service as the role builds it (engine and its processes, sink, forming-event
     default)."""
     clock = LiveClock()
     sessions = SessionLookup(nyse())
     symbols = tuple(frames(count, 1)[0].symbols)
-    processes = analysis_processes(0, count)
+    processes = analysis_processes(processes, count)
     print(f"analysis in {processes} process(es)", flush=True)
     processor = LiveProcessor(writer=BarStore(pool), engine=live_engine(sessions, processes),
                               sessions=sessions,
@@ -204,6 +205,8 @@ def main() -> int:
     parser.add_argument("--symbols", type=int, default=5000)
     parser.add_argument("--bursts", type=int, default=10)
     parser.add_argument("--warm", type=int, default=60)
+    parser.add_argument("--processes", type=int, default=0,
+                        help="analysis processes (0: the role's default for the universe)")
     args = parser.parse_args()
     with scratch_database() as db_dsn, scratch_redis() as redis_url:
         result = asyncio.run(run_bursts(db_dsn, redis_url, args))
