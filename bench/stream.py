@@ -103,7 +103,7 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
     print(f"stored {args.warm} minutes of history ({len(history)} bars with the derived ones) "
           f"in {time.perf_counter() - started:.1f} s")
     client = connect(redis_url, name="bench-stream")
-    service = _service(pool, client, ws_url, rest_url, args.symbols, args.processes)
+    service = _service(pool, client, ws_url, rest_url, args.symbols, processes=args.processes)
     stop = asyncio.Event()
     started = time.perf_counter()
     running = asyncio.create_task(service.run(stop))
@@ -154,7 +154,7 @@ async def _burst(service: StreamService, client: Any, to_provider: Any, from_sub
 
 
 def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int,
-             processes: int) -> StreamService:
+             *, processes: int) -> StreamService:
     """The stream service as the role builds it (engine and its processes, sink, forming-event
     default)."""
     clock = LiveClock()
