@@ -39,13 +39,15 @@ def _frame(universe: dict[str, Bars]) -> tuple[Frame, CandleHits, list[np.ndarra
 
 def test_candle_scan_is_nonzero_by_bar_then_pattern(daily_universe: dict[str, Bars]) -> None:
     _, _, raws = _frame(daily_universe)
-    for raw in [*raws, np.zeros((61, 0), np.int32), np.zeros((61, 5), np.int32)]:
-        pattern, index, value = assemble.candle_scan(tuple(np.ascontiguousarray(raw, dtype=np.int32)))
+    odd = np.zeros((61, 5), np.int32)  # 305 outputs: the last one is tested on its own
+    odd[0, 0], odd[7, 2], odd[60, 4] = 100, -80, -200
+    for raw in [*raws, np.zeros((61, 0), np.int32), np.zeros((61, 5), np.int32), odd]:
+        pattern, index, value = assemble.candle_scan(np.ascontiguousarray(raw, dtype=np.int32))
         p, i = np.nonzero(raw)
         order = np.lexsort((p, i))
         assert np.array_equal(pattern, p[order]) and np.array_equal(index, i[order])
         assert np.array_equal(value, raw[p[order], i[order]].astype(np.float64))
-    assert sum(len(assemble.candle_scan(tuple(r))[0]) for r in raws) > 1000
+    assert sum(len(assemble.candle_scan(r)[0]) for r in raws) > 1000
 
 
 def _numpy_scores(f: Found, role_sign: np.ndarray, cols: dict[str, np.ndarray]) -> list[np.ndarray]:

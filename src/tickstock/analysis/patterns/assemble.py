@@ -30,32 +30,45 @@ I8 = NDArray[np.int8]
 
 
 @jit
-def candle_scan(raws: tuple[NDArray[np.int32], ...]) -> tuple[I64, I64, F64]:
-    """Non-zero entries of the candlestick outputs ``raws[pattern][bar]``: (pattern, bar,
-    value), by bar then pattern. Two passes over each output as TA-Lib returned it (count
-    per bar, then place) instead of stacking them, a transposed copy or a sort."""
-    n = raws[0].shape[0]
+def candle_scan(raw: NDArray[np.int32]) -> tuple[I64, I64, F64]:
+    """Non-zero entries of ``raw[pattern, bar]`` (the candlestick outputs stacked): (pattern,
+    bar, value), by bar then pattern.
+
+    A vectorised count, one pass over ``raw`` (almost all zeros) collecting the hits pattern
+    by pattern, then a counting sort by bar (stable: each bar's patterns stay in order) --
+    no transposed copy, no comparison sort."""
+    n = raw.shape[1]
+    flat = raw.ravel()
+    size = flat.shape[0]
+    total = 0
+    for k in range(size):
+        total += flat[k] != 0
+    hit = np.empty(total, dtype=np.int64)  # flat positions, pattern-major
+    m = 0
+    pairs = flat[: size - size % 2].view(np.int64)  # two outputs per test: most pairs are zero
+    for j in range(pairs.shape[0]):
+        if pairs[j] != 0:
+            for k in (2 * j, 2 * j + 1):
+                if flat[k] != 0:
+                    hit[m] = k
+                    m += 1
+    if size % 2 and flat[size - 1] != 0:
+        hit[m] = size - 1
     start = np.zeros(n + 1, dtype=np.int64)
-    for p in range(len(raws)):
-        raw = raws[p]
-        for i in range(n):
-            if raw[i] != 0:
-                start[i + 1] += 1
+    for k in range(total):
+        start[hit[k] % n + 1] += 1
     for i in range(n):
         start[i + 1] += start[i]
-    total = start[n]
     pattern = np.empty(total, dtype=np.int64)
     index = np.empty(total, dtype=np.int64)
     value = np.empty(total, dtype=np.float64)
-    fill = start[:n].copy()
-    for p in range(len(raws)):  # pattern by pattern, so each bar's patterns arrive in order
-        raw = raws[p]
-        for i in range(n):
-            v = raw[i]
-            if v != 0:
-                k = fill[i]
-                pattern[k], index[k], value[k] = p, i, v
-                fill[i] = k + 1
+    for k in range(total):
+        f = hit[k]
+        p = f // n
+        i = f - p * n
+        at = start[i]
+        start[i] = at + 1
+        pattern[at], index[at], value[at] = p, i, flat[f]
     return pattern, index, value
 
 
