@@ -77,6 +77,8 @@ def stack(ps: PatternSet, segments: list[dict[str, np.ndarray]], lengths: list[i
     names = list(ps.columns)
     if any(DAILY_TREND in seg for seg in segments):
         names.append(DAILY_TREND)
+    if len(segments) == 1:  # one symbol: its own columns are the frame
+        return Frame({name: segments[0][name] for name in names}, np.arange(lengths[0], dtype=np.int64))
     cols = {
         name: np.concatenate(
             [

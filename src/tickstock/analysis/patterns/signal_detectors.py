@@ -274,6 +274,14 @@ def _run(  # noqa: PLR0917 -- one pass over every instruction
 _ALL_ROWS = np.zeros(0, dtype=np.bool_)
 
 
+def _read_only(values: object) -> FloatArray:
+    """A contiguous float64 read-only view (a copy only if needed): the kernel's column tuple
+    must be of one type, and a caller's column may be read-only (pandas hands those out)."""
+    arr = np.ascontiguousarray(values, dtype=np.float64).view()
+    arr.flags.writeable = False
+    return arr
+
+
 def detect(
     specs: tuple[PatternSpec, ...],
     offset: int,
@@ -287,7 +295,7 @@ def detect(
     if not specs:
         return EMPTY
     prog = program(specs)
-    arrays = tuple(np.ascontiguousarray(cols[name], dtype=np.float64) for name in prog.columns)
+    arrays = tuple(_read_only(cols[name]) for name in prog.columns)
     found = Found(
         *_run(
             arrays,
