@@ -93,8 +93,7 @@ def stack(ps: PatternSet, segments: list[dict[str, np.ndarray]], lengths: list[i
     return Frame(cols, pos)
 
 
-def _chunk(histories: list[Bars], p: Plan) -> list[Result]:
-    ps = pattern_set(p.patterns)
+def _chunk(histories: list[Bars], p: Plan, ps: PatternSet) -> list[Result]:
     segments, values, hits = [], [], []
     scratch = np.empty(len(ps.candles) * max(len(b) for b in histories), dtype=np.int32)
     for bars in histories:
@@ -121,7 +120,7 @@ def _chunk(histories: list[Bars], p: Plan) -> list[Result]:
 
 def compute_with_plan(bars: Bars, p: Plan) -> Result:
     """``compute`` with an already resolved plan."""
-    return _chunk([bars], p)[0]
+    return _chunk([bars], p, pattern_set(p.patterns))[0]
 
 
 def compute(bars: Bars, specs: Iterable[Spec] = DEFAULT_SPECS) -> Result:
@@ -135,6 +134,7 @@ def compute_many(
     """``compute`` for each history, sharing one resolved plan and, per ``chunk`` symbols, one
     pattern-detection pass; results in input order, equal to ``compute`` of each."""
     p = plan(specs)
+    ps = pattern_set(p.patterns)  # looked up once: hashing 81 pattern specs is not free
     it = iter(histories)
     while group := list(islice(it, chunk)):
-        yield from _chunk(group, p)
+        yield from _chunk(group, p, ps)

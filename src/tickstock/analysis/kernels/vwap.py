@@ -58,8 +58,9 @@ class VwapKernel:
         n = close.shape[0]
         session = cols.get(SESSION)
         if session is None:
-            nan = np.full((len(OUTPUTS), n), np.nan)  # one block, a row per output
-            return tuple(nan[k] for k in range(len(OUTPUTS)))
+            nan = np.full(n, np.nan)  # one read-only column for every output
+            nan.flags.writeable = False
+            return (nan,) * len(OUTPUTS)
         high = np.asarray(cols[HIGH], dtype=np.float64)
         p = (high + np.asarray(cols[LOW], dtype=np.float64) + close) / 3.0
         v = np.asarray(cols[VOLUME], dtype=np.float64)

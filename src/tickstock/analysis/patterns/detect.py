@@ -45,6 +45,7 @@ class PatternSet:
         #: What the compiled pass reads per pattern (``assemble.assemble``'s ``tables``).
         self.tables = (self.spans, self.direction_table.ravel(), self.role_sign, WEIGHTS)
         self.candle_functions = candles.functions(self.candles)
+        self.program = signal_detectors.program(self.signals)
         #: The columns the detectors and the scoring read (a frame carries just these).
         self.columns = tuple(
             dict.fromkeys((OPEN, HIGH, LOW, CLOSE, *(c for p in ordered for c in p.requires)))
@@ -64,13 +65,20 @@ class Frame:
     pos: IntArray
 
 
-def candle_hits(ps: PatternSet, cols: Columns) -> CandleHits:
+def candle_hits(ps: PatternSet, cols: Columns, buffer: NDArray[np.int32] | None = None) -> CandleHits:
     """Where each candlestick of ``ps`` fires over one symbol's ``cols`` (TA-Lib Function API),
-    ordered by bar, then pattern."""
-    if not ps.candles:
+    ordered by bar, then pattern. ``buffer`` (``len(ps.candles) * bars`` or more int32) is
+    scratch space a caller reuses across symbols: fresh large arrays cost page faults."""
+    count = len(ps.candles)
+    if not count:
         return CandleHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+    n = len(cols[CLOSE])
+    size = count * n
+    buf = buffer if buffer is not None and buffer.shape[0] >= size else np.empty(size, np.int32)
+    raw = buf[:size]  # pattern-major: row p * n + bar
     o, h, lo, c = (cols[name] for name in candles.CANDLE_INPUTS)
-    return CandleHits(*assemble.candle_scan(tuple(fn(o, h, lo, c) for fn in ps.candle_functions)))
+    np.concatenate([fn(o, h, lo, c) for fn in ps.candle_functions], out=raw)
+    return CandleHits(*assemble.candle_scan(raw.reshape(count, n)))
 
 
 def _f64(cols: Columns, name: str) -> FloatArray:
@@ -92,7 +100,7 @@ def detect_frame(
         hits = CandleHits(hits.pattern[keep], hits.index[keep], hits.raw[keep])
     cols = frame.cols
     signal = (
-        signal_detectors.detect(ps.signals, len(ps.candles), cols, frame.pos, reported)
+        signal_detectors.detect(ps.signals, len(ps.candles), cols, frame.pos, reported, compiled=ps.program)
         if ps.signals
         else EMPTY
     )

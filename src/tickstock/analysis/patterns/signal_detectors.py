@@ -288,13 +288,16 @@ def detect(
     cols: Columns,
     pos: IntArray,
     reported: BoolArray | None = None,
+    *,
+    compiled: Program | None = None,
 ) -> Found:
     """Detections of signal ``specs`` (``pattern`` numbered from ``offset``) on the frame rows
     with ``pos >= lag`` of each spec that are ``reported`` (all when ``None``): one run per
-    pattern in pattern order, each by row."""
+    pattern in pattern order, each by row. ``compiled``: ``program(specs)`` if the caller
+    keeps it (looking it up hashes every spec)."""
     if not specs:
         return EMPTY
-    prog = program(specs)
+    prog = compiled or program(specs)
     arrays = tuple(_read_only(cols[name]) for name in prog.columns)
     found = Found(
         *_run(
