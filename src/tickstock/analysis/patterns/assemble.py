@@ -93,25 +93,32 @@ def _clip(v: float, lo: float, hi: float) -> float:
 
 
 @jit
-def _score(  # noqa: PLR0917 -- a compiled scalar helper, called positionally
-    d: int, role: int, strength: float, x: float, rv: float, weights: tuple[float, ...]
-) -> tuple[float, float, float]:
-    """(confidence, T, V) of one detection; ``weights``: strength, trend, volume weights and
-    the trend scale in ATRs (``scoring.WEIGHTS``)."""
-    a = _clip(x / weights[3], -1.0, 1.0)
-    rd = role * d
-    if rd == 0 or math.isnan(a):
-        trend = 0.5
-    elif rd < 0:
-        trend = (1.0 - a) / 2.0
-    else:
-        trend = (1.0 + a) / 2.0
-    volume = 0.5 if math.isnan(rv) else _clip(rv / 2.0, 0.0, 1.0)
+def _row_terms(close: F64, ma: F64, atr: F64, rvol: F64, scale: float) -> tuple[F64, F64, F64, F64]:
+    """Per frame row (many detections share a row): ``x``, ``T`` of a detection the trend is
+    against (role * direction -1) and of one it is with (+1), and ``V``; ``scale`` is the
+    trend scale in ATRs."""
+    n = close.shape[0]
+    x, against, along, volume = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    for r in range(n):
+        xr = _trend_x(close[r], ma[r], atr[r])
+        a = _clip(xr / scale, -1.0, 1.0)
+        known = not math.isnan(a)
+        x[r] = xr
+        against[r] = (1.0 - a) / 2.0 if known else 0.5
+        along[r] = (1.0 + a) / 2.0 if known else 0.5
+        rv = rvol[r]
+        volume[r] = 0.5 if math.isnan(rv) else _clip(rv / 2.0, 0.0, 1.0)
+    return x, against, along, volume
+
+
+@jit
+def _confidence(strength: float, trend: float, volume: float, weights: tuple[float, float, float]) -> float:
+    """``weights``: the strength, trend and volume weights (``scoring.WEIGHTS``)."""
     s = 0.5 if math.isnan(strength) else strength
     confidence = weights[0] * s
     confidence += weights[1] * trend
     confidence += weights[2] * volume
-    return _clip(confidence, 0.0, 1.0), trend, volume
+    return _clip(confidence, 0.0, 1.0)
 
 
 @jit
@@ -147,16 +154,19 @@ def score_rows(  # noqa: PLR0917
 ) -> tuple[F64, F64, F64, F64, F64, F64, I8]:
     """The ``Scores`` columns of detections given as ``Found`` columns."""
     n = index.shape[0]
-    w = (weights[0], weights[1], weights[2], weights[3])
+    x, against, along, vol = _row_terms(close, ma, atr, rvol, weights[3])
+    w = (weights[0], weights[1], weights[2])
     has_daily = daily.shape[0] > 0
     conf, trend, volume = np.empty(n), np.empty(n), np.empty(n)
     x_out, rv_out, stop = np.empty(n), np.empty(n), np.empty(n)
     agrees = np.empty(n, dtype=np.int8)
     for k in range(n):
         r, d = index[k], direction[k]
-        x = _trend_x(close[r], ma[r], atr[r])
-        conf[k], trend[k], volume[k] = _score(d, role_sign[pattern[k]], strength[k], x, rvol[r], w)
-        x_out[k], rv_out[k] = x, rvol[r]
+        rd = role_sign[pattern[k]] * d
+        trend[k] = 0.5 if rd == 0 else (against[r] if rd < 0 else along[r])
+        volume[k] = vol[r]
+        conf[k] = _confidence(strength[k], trend[k], volume[k], w)
+        x_out[k], rv_out[k] = x[r], rvol[r]
         stop[k] = low[k] if d > 0 else (high[k] if d < 0 else math.nan)
         agrees[k] = _agrees(d, daily[r]) if has_daily else -1
     return conf, trend, volume, x_out, rv_out, stop, agrees
@@ -212,7 +222,8 @@ def assemble(  # noqa: PLR0917 -- one fused pass is the point
     flattened), its role sign; then ``weights`` (``score_rows``). ``daily`` is empty when the
     frame has no daily trend."""
     spans, direction_table, role_sign, weights = tables
-    w = (weights[0], weights[1], weights[2], weights[3])
+    x, against, along, vol = _row_terms(close, ma, atr, rvol, weights[3])
+    w = (weights[0], weights[1], weights[2])
     has_daily = daily.shape[0] > 0
     patterns = spans.shape[0]
     nc, ns = c_index.shape[0], s_index.shape[0]
@@ -249,9 +260,11 @@ def assemble(  # noqa: PLR0917 -- one fused pass is the point
             hi, lo = high[r], low[r]
         pattern[k], index[k], direction[k] = p, r, d
         strength[k], metric[k], level[k], high_out[k], low_out[k] = s, m, lv, hi, lo
-        x = _trend_x(close[r], ma[r], atr[r])
-        conf[k], trend[k], volume[k] = _score(d, role_sign[p], s, x, rvol[r], w)
-        x_out[k], rv_out[k] = x, rvol[r]
+        rd = role_sign[p] * d
+        trend[k] = 0.5 if rd == 0 else (against[r] if rd < 0 else along[r])
+        volume[k] = vol[r]
+        conf[k] = _confidence(s, trend[k], volume[k], w)
+        x_out[k], rv_out[k] = x[r], rvol[r]
         stop[k] = lo if d > 0 else (hi if d < 0 else math.nan)
         agrees[k] = _agrees(d, daily[r]) if has_daily else -1
     return (
