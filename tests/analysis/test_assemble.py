@@ -29,12 +29,17 @@ def _frame(universe: dict[str, Bars]) -> tuple[Frame, CandleHits, list[np.ndarra
         cols = batch.base_columns(universe[symbol])
         batch.indicator_columns(p, cols)
         segments.append(cols)
-        hits.append(candle_hits(ps, cols))
+        hits.append(candle_hits(ps, [cols]))
         raws.append(np.stack([fn(*(cols[c] for c in ("open", "high", "low", "close")))
                               for fn in ps.candle_functions]))  # fmt: skip
     lengths = [len(universe[s]) for s in SYMBOLS]
     offsets = np.cumsum([0, *lengths])[:-1].tolist()
-    return batch.stack(ps, segments, lengths), CandleHits.concat(hits, offsets), raws
+    together = candle_hits(ps, segments)  # one scan over the frame = the symbols' own, shifted
+    for got, want in zip(
+        together.__dict__.values(), CandleHits.concat(hits, offsets).__dict__.values(), strict=True
+    ):
+        assert got.tobytes() == want.tobytes()
+    return batch.stack(ps, segments, lengths), together, raws
 
 
 def test_candle_scan_is_nonzero_by_bar_then_pattern(daily_universe: dict[str, Bars]) -> None:
@@ -42,12 +47,13 @@ def test_candle_scan_is_nonzero_by_bar_then_pattern(daily_universe: dict[str, Ba
     odd = np.zeros((61, 5), np.int32)  # 305 outputs: the last one is tested on its own
     odd[0, 0], odd[7, 2], odd[60, 4] = 100, -80, -200
     for raw in [*raws, np.zeros((61, 0), np.int32), np.zeros((61, 5), np.int32), odd]:
-        pattern, index, value = assemble.candle_scan(np.ascontiguousarray(raw, dtype=np.int32))
+        flat = np.ascontiguousarray(raw, dtype=np.int32).ravel()
+        pattern, index, value = assemble.candle_scan(flat, np.array([raw.shape[1]]), raw.shape[0])
         p, i = np.nonzero(raw)
         order = np.lexsort((p, i))
         assert np.array_equal(pattern, p[order]) and np.array_equal(index, i[order])
         assert np.array_equal(value, raw[p[order], i[order]].astype(np.float64))
-    assert sum(len(assemble.candle_scan(r)[0]) for r in raws) > 1000
+    assert sum(int(np.count_nonzero(r)) for r in raws) > 1000
 
 
 def _numpy_scores(f: Found, role_sign: np.ndarray, cols: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -32,7 +32,6 @@ from tickstock.analysis.patterns.detect import (
     pattern_set,
     take_scores,
 )
-from tickstock.analysis.patterns.found import CandleHits
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_SPECS
 from tickstock.analysis.results import Detections, Result
@@ -93,18 +92,17 @@ def stack(ps: PatternSet, segments: list[dict[str, np.ndarray]], lengths: list[i
     return Frame(cols, pos)
 
 
-def _chunk(histories: list[Bars], p: Plan, ps: PatternSet) -> list[Result]:
-    segments, values, hits = [], [], []
-    scratch = np.empty(len(ps.candles) * max(len(b) for b in histories), dtype=np.int32)
+def _chunk(histories: list[Bars], p: Plan, ps: PatternSet, scratch: np.ndarray | None = None) -> list[Result]:
+    segments, values = [], []
     for bars in histories:
         cols = base_columns(bars)
         values.append(indicator_columns(p, cols))
-        hits.append(candle_hits(ps, cols, scratch))
         segments.append(cols)
+    hits = candle_hits(ps, segments, scratch)
     lengths = [len(b) for b in histories]
     offsets = np.cumsum([0, *lengths], dtype=np.int64)
     frame = stack(ps, segments, lengths)
-    found, scores = detect_frame(ps, frame, CandleHits.concat(hits, offsets[:-1].tolist()))
+    found, scores = detect_frame(ps, frame, hits)
     bounds = np.searchsorted(found.index, offsets).tolist()
     # each detection's bar in its own history, and its time: one gather for the whole frame
     local = frame.pos[found.index]
@@ -135,6 +133,10 @@ def compute_many(
     pattern-detection pass; results in input order, equal to ``compute`` of each."""
     p = plan(specs)
     ps = pattern_set(p.patterns)  # looked up once: hashing 81 pattern specs is not free
+    scratch = np.empty(0, dtype=np.int32)  # the candle outputs of a chunk, reused
     it = iter(histories)
     while group := list(islice(it, chunk)):
-        yield from _chunk(group, p, ps)
+        size = len(ps.candles) * sum(len(b) for b in group)
+        if scratch.shape[0] < size:
+            scratch = np.empty(size + size // 4, dtype=np.int32)
+        yield from _chunk(group, p, ps, scratch)

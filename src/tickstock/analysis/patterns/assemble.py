@@ -30,20 +30,13 @@ I8 = NDArray[np.int8]
 
 
 @jit
-def candle_scan(raw: NDArray[np.int32]) -> tuple[I64, I64, F64]:
-    """Non-zero entries of ``raw[pattern, bar]`` (the candlestick outputs stacked): (pattern,
-    bar, value), by bar then pattern.
-
-    A vectorised count, one pass over ``raw`` (almost all zeros) collecting the hits pattern
-    by pattern, then a counting sort by bar (stable: each bar's patterns stay in order) --
-    no transposed copy, no comparison sort."""
-    n = raw.shape[1]
-    flat = raw.ravel()
+def _nonzero(flat: NDArray[np.int32]) -> I64:
+    """Positions of the non-zero entries of ``flat``, ascending."""
     size = flat.shape[0]
     total = 0
     for k in range(size):
         total += flat[k] != 0
-    hit = np.empty(total, dtype=np.int64)  # flat positions, pattern-major
+    hit = np.empty(total, dtype=np.int64)
     m = 0
     pairs = flat[: size - size % 2].view(np.int64)  # two outputs per test: most pairs are zero
     for j in range(pairs.shape[0]):
@@ -54,22 +47,48 @@ def candle_scan(raw: NDArray[np.int32]) -> tuple[I64, I64, F64]:
                     m += 1
     if size % 2 and flat[size - 1] != 0:
         hit[m] = size - 1
-    start = np.zeros(n + 1, dtype=np.int64)
-    for k in range(total):
-        start[hit[k] % n + 1] += 1
-    for i in range(n):
-        start[i + 1] += start[i]
+    return hit
+
+
+@jit
+def candle_scan(flat: NDArray[np.int32], lengths: I64, patterns: int) -> tuple[I64, I64, F64]:
+    """Non-zero candlestick outputs of consecutive symbols: ``flat`` holds, for each symbol in
+    turn, its ``patterns`` outputs of ``lengths[s]`` bars one after the other (pattern-major).
+    Returns (pattern, row, value) by row then pattern, rows counted across the symbols (the
+    frame's rows).
+
+    A vectorised count, one pass over ``flat`` (almost all zeros) collecting the hits, then a
+    counting sort by row (stable: each row's patterns stay in order) -- no transposed copy,
+    no comparison sort."""
+    hit = _nonzero(flat)
+    total = hit.shape[0]
+    rows = 0
+    for n in lengths:
+        rows += n
     pattern = np.empty(total, dtype=np.int64)
+    row = np.empty(total, dtype=np.int64)
+    block, block_start, first_row = 0, 0, 0  # the symbol of the current hit, where it starts
+    for k in range(total):
+        f = hit[k]
+        while f >= block_start + patterns * lengths[block]:
+            block_start += patterns * lengths[block]
+            first_row += lengths[block]
+            block += 1
+        p = (f - block_start) // lengths[block]
+        pattern[k], row[k] = p, first_row + (f - block_start) - p * lengths[block]
+    start = np.zeros(rows + 1, dtype=np.int64)
+    for k in range(total):
+        start[row[k] + 1] += 1
+    for i in range(rows):
+        start[i + 1] += start[i]
+    out_pattern = np.empty(total, dtype=np.int64)
     index = np.empty(total, dtype=np.int64)
     value = np.empty(total, dtype=np.float64)
     for k in range(total):
-        f = hit[k]
-        p = f // n
-        i = f - p * n
-        at = start[i]
-        start[i] = at + 1
-        pattern[at], index[at], value[at] = p, i, flat[f]
-    return pattern, index, value
+        at = start[row[k]]
+        start[row[k]] = at + 1
+        out_pattern[at], index[at], value[at] = pattern[k], row[k], flat[hit[k]]
+    return out_pattern, index, value
 
 
 @jit

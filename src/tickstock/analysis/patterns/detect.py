@@ -11,6 +11,7 @@ newest row. One function, one answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
@@ -65,20 +66,25 @@ class Frame:
     pos: IntArray
 
 
-def candle_hits(ps: PatternSet, cols: Columns, buffer: NDArray[np.int32] | None = None) -> CandleHits:
-    """Where each candlestick of ``ps`` fires over one symbol's ``cols`` (TA-Lib Function API),
-    ordered by bar, then pattern. ``buffer`` (``len(ps.candles) * bars`` or more int32) is
-    scratch space a caller reuses across symbols: fresh large arrays cost page faults."""
+def candle_hits(
+    ps: PatternSet, segments: Sequence[Columns], buffer: NDArray[np.int32] | None = None
+) -> CandleHits:
+    """Where each candlestick of ``ps`` fires over the consecutive symbols ``segments`` (each
+    one symbol's columns; TA-Lib Function API), by frame row, then pattern. ``buffer``
+    (``len(ps.candles)`` times the rows, or more, of int32) is scratch space a caller may
+    reuse: fresh large arrays cost page faults."""
     count = len(ps.candles)
-    if not count:
+    lengths = np.array([len(cols[CLOSE]) for cols in segments], dtype=np.int64)
+    size = count * int(lengths.sum())
+    if not count or not size:
         return CandleHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
-    n = len(cols[CLOSE])
-    size = count * n
     buf = buffer if buffer is not None and buffer.shape[0] >= size else np.empty(size, np.int32)
-    raw = buf[:size]  # pattern-major: row p * n + bar
-    o, h, lo, c = (cols[name] for name in candles.CANDLE_INPUTS)
-    np.concatenate([fn(o, h, lo, c) for fn in ps.candle_functions], out=raw)
-    return CandleHits(*assemble.candle_scan(raw.reshape(count, n)))
+    at = 0
+    for cols, n in zip(segments, lengths.tolist(), strict=True):
+        o, h, lo, c = (cols[name] for name in candles.CANDLE_INPUTS)
+        np.concatenate([fn(o, h, lo, c) for fn in ps.candle_functions], out=buf[at : at + count * n])
+        at += count * n
+    return CandleHits(*assemble.candle_scan(buf[:size], lengths, count))
 
 
 def _f64(cols: Columns, name: str) -> FloatArray:
