@@ -82,8 +82,8 @@ def default_steps(
     history_years: float = 5, warm_factor: int = 2,
 ) -> tuple[dict[Phase, PhaseStep], dict[Phase, PhaseSetup]]:
     """The four phase steps of a daily run, and the phase setups (run totals)."""
-    indicators = AnalysisStep(pool, "indicators", warm_factor=warm_factor)
-    patterns = AnalysisStep(pool, "patterns", warm_factor=warm_factor)
+    indicators = AnalysisStep(pool, "indicators", warm_factor=warm_factor, calendar=calendar)
+    patterns = AnalysisStep(pool, "patterns", warm_factor=warm_factor, calendar=calendar)
     steps: dict[Phase, PhaseStep] = {
         Phase.DATA_IMPORT: TopUpImporter(pool=pool, provider=provider, calendar=calendar,
                                          clock=clock, history_years=history_years),

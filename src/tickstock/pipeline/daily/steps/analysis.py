@@ -4,6 +4,10 @@ Per timeframe, for the whole batch at once: read the watermarks, read every symb
 one query (``tails.read_tails``), compute with the analysis batch engine, write the results of
 the new bars in one COPY and move the watermarks in the same transaction.
 
+Intraday timeframes read what the live stream gives the incremental engine (``intraday``): each
+bar's session (session VWAP, time-of-day relative volume) and that session's daily trend (so
+intraday detections record whether the daily trend agrees).
+
 How much history: a symbol never computed gets its whole history (results equal the engine's
 batch computation over it, exactly). Afterwards the tail is ``warm_factor`` times the plan's
 warm-up: windowed indicators are exact, recursive ones (EMA, RSI, ATR, ADX, MACD) carry the
@@ -27,7 +31,10 @@ from tickstock.analysis.registry import DEFAULT_INDICATORS, DEFAULT_PATTERNS
 from tickstock.analysis.results import Result
 from tickstock.analysis.spec import Spec
 from tickstock.core.errors import DataValidationError
+from tickstock.market.bars import INTRADAY_MINUTES
+from tickstock.market.calendar import MarketCalendar
 from tickstock.pipeline.daily.model import BatchOutcome, BatchWork
+from tickstock.pipeline.daily.steps import intraday as context
 from tickstock.pipeline.daily.steps import tails as io
 
 log = logging.getLogger(__name__)
@@ -37,15 +44,18 @@ _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 _ALL = 2**31 - 1
 #: New bars a symbol may have and still be served from the short tail.
 _SLACK = 64
+_INTRADAY = frozenset(tf.value for tf in INTRADAY_MINUTES)
 
 
 class AnalysisStep:
     """The indicators phase (``kind="indicators"``) or the patterns phase."""
 
     def __init__(self, pool: ConnectionPool, kind: Kind, *, specs: Sequence[Spec] | None = None,
-                 warm_factor: int = 2) -> None:
+                 warm_factor: int = 2, calendar: MarketCalendar | None = None) -> None:
         self.pool = pool
         self.kind = kind
+        #: With a calendar, intraday bars get their session and daily trend (``intraday``).
+        self.calendar = calendar
         default = DEFAULT_INDICATORS if kind == "indicators" else DEFAULT_PATTERNS
         self.specs: tuple[Spec, ...] = tuple(specs if specs is not None else default)
         self.warm_factor = warm_factor
@@ -101,6 +111,8 @@ class AnalysisStep:
                      and len(t.ts) == need + _SLACK)]
             if short:
                 tails.update(io.read_tails(conn, short, timeframe, _ALL, _FAR_FUTURE))
+            intraday = self.calendar is not None and timeframe in _INTRADAY
+            daily = context.read_daily(conn, tails) if intraday else {}
         histories: list[tuple[Bars, int]] = []
         failures: dict[str, str] = {}
         for symbol in symbols:
@@ -110,9 +122,15 @@ class AnalysisStep:
             start = int(np.searchsorted(tail.ts, marks[symbol], "right")) if symbol in marks else 0
             if start >= len(tail.ts):
                 continue
+            session = trend = None
+            if intraday:
+                assert self.calendar is not None
+                session = context.session_opens(self.calendar, tail.ts)
+                trend = context.trends(daily.get(symbol), session)
             try:
                 histories.append((Bars(symbol, timeframe, tail.ts, tail.open, tail.high,
-                                       tail.low, tail.close, tail.volume), start))
+                                       tail.low, tail.close, tail.volume, session=session,
+                                       daily_trend=trend), start))
             except (DataValidationError, ValueError) as exc:
                 failures[symbol] = f"{type(exc).__name__}: {exc}"
         results = _compute(histories, specs, p, failures)
