@@ -14,17 +14,18 @@ seconds (the machine is shared, so wall time measures the neighbours), medians r
 
 Where the excess goes (py-spy over six engine runs of the whole universe, after the compiled
 passes): the TA-Lib calls -- the C functions, TA-Lib's own Python wrapper and the call glue --
-are ~65% of the engine's CPU (the 61 candlestick functions alone ~48%), about what the baseline
+are ~67% of the engine's CPU (the 61 candlestick functions alone ~49%), about what the baseline
 spends on the same calls (measured apart: keeping the outputs alive as the engine does costs
 nothing extra). The rest, each piece a few percent: merging the 1.2 M candlestick and 0.4 M
 signal detections with their levels and scores, one compiled pass per frame
-(``patterns.assemble``) ~6.5%; scanning the 61 candlestick outputs ~7% (the stacking copy ~2%,
-the compiled scan ~5%); splitting frames per symbol and building the result objects ~6%; the
-self-written indicators (pivots, VWAP, distances, bandwidth, relative volume) ~5%; the
-per-symbol indicator loop ~4%; the 20 signal detectors, one compiled pass per frame, ~2.5%;
-stacking frames ~2%. What is left is Python and memory traffic around the compiled passes
-(e.g. the ~60 fresh result columns per symbol), not arithmetic. On the shared 2-core machine
-the ratio moves by +-0.1 between runs with the neighbours' load; quote several.
+(``patterns.assemble``) ~7%; the self-written indicators (pivots, VWAP, distances, bandwidth,
+relative volume) ~6%; the per-symbol indicator loop ~5%; scanning the 61 candlestick outputs
+~5% (copying them into the chunk's buffer ~2%, one compiled scan per chunk ~3%); splitting
+frames per symbol and building the result objects ~4%; stacking frames ~2.5%; the 20 signal
+detectors, one compiled pass per frame, ~2.5%. What is left is Python and memory traffic
+around the compiled passes (e.g. the ~60 fresh result columns per symbol), not arithmetic.
+On the shared 2-core machine the ratio moves by +-0.1 between runs with the neighbours' load:
+quote several.
 
 Incremental: an ``incremental.Engine`` warmed up on every symbol's history but the last
 ``--updates`` bars, then one ``update_many`` per new bar across all symbols: updates/s is
