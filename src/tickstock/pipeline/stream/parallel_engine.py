@@ -16,6 +16,7 @@ publish nothing for half the market while reporting itself healthy).
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import multiprocessing as mp
 import zlib
@@ -56,6 +57,10 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
                 result: Any = _pack(names, engine.update_many([LiveBar(*t) for t in argument]))
             elif operation == "warm_many":
                 result = [engine.warm([LiveBar(*t) for t in history]) for history in argument]
+                # the warmed state lives as long as the child: out of the cyclic collector's
+                # sight, as the role does with its own (``warmup``, step 5)
+                gc.collect()
+                gc.freeze()
             elif operation == "peek":
                 result = engine.peek(LiveBar(*argument))
             else:
