@@ -212,17 +212,23 @@ class TalibKernel:
 class TalibStream:
     """Incremental state of a ``TalibKernel``."""
 
-    __slots__ = ("_cell", "_inputs")
+    __slots__ = ("_cell", "_inputs", "_only")
 
     def __init__(self, kernel: TalibKernel) -> None:
         self._inputs = kernel.inputs
+        # most read one column (the close): no argument tuple to build per bar
+        self._only = kernel.inputs[0] if len(kernel.inputs) == 1 else None
         self._cell = TalibCell(kernel.function, dict(kernel.params))
 
     def warm_up(self, history: Columns) -> None:
         self._cell.warm_up([np.asarray(history[name], dtype=np.float64) for name in self._inputs])
 
     def update(self, row: Row) -> tuple[float, ...]:
-        return self._cell.update(*(row[name] for name in self._inputs))
+        if self._only is not None:
+            return self._cell.update(row[self._only])
+        return self._cell.update(*[row[name] for name in self._inputs])
 
     def peek(self, row: Row) -> tuple[float, ...]:
-        return self._cell.peek(*(row[name] for name in self._inputs))
+        if self._only is not None:
+            return self._cell.peek(row[self._only])
+        return self._cell.peek(*[row[name] for name in self._inputs])

@@ -127,4 +127,7 @@ def detect_frame(
 
 def take_scores(scores: Scores, rows: slice | NDArray[np.int64]) -> Scores:
     """The scores of ``rows`` (aligned with ``Found.take`` of the same rows)."""
-    return Scores(*(getattr(scores, f.name)[rows] for f in fields(Scores)))
+    return Scores(*(getattr(scores, name)[rows] for name in _SCORE_FIELDS))
+
+
+_SCORE_FIELDS = tuple(f.name for f in fields(Scores))

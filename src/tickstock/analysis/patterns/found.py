@@ -42,7 +42,10 @@ class Found:
         return Found(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Found)))
 
     def take(self, rows: slice | NDArray[np.int64] | NDArray[np.bool_]) -> Found:
-        return Found(*(getattr(self, f.name)[rows] for f in fields(Found)))
+        return Found(*(getattr(self, name)[rows] for name in _FIELDS))
+
+
+_FIELDS = tuple(f.name for f in fields(Found))
 
 
 def _empty_f() -> FloatArray:
