@@ -23,7 +23,7 @@ from tickstock.analysis.bars import datetime_to_ns
 from tickstock.analysis.context import TREND_PERIOD, daily_trend
 from tickstock.contracts.common import Timeframe
 from tickstock.core.timeutil import NEW_YORK, session_day_start_utc
-from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.bars import LiveBar, to_frame
 from tickstock.pipeline.stream.sessions import SessionLookup
 from tickstock.pipeline.stream.storage import BarStore
 
@@ -62,12 +62,9 @@ class DailyTrends:
         at = np.array([datetime_to_ns(session_open)], dtype=np.int64)
         trends = {}
         for symbol, bars in stored.items():
-            history = Bars(
-                symbol, Timeframe.DAY.value,
-                np.array([datetime_to_ns(b.start) for b in bars], dtype=np.int64),
-                np.array([b.open for b in bars]), np.array([b.high for b in bars]),
-                np.array([b.low for b in bars]), np.array([b.close for b in bars]),
-                np.array([b.volume for b in bars]))
+            f = to_frame(bars)
+            history = Bars(symbol, Timeframe.DAY.value, f.ts, f.open, f.high, f.low, f.close,
+                           f.volume)
             trends[symbol] = float(daily_trend(history, at, self.period)[0])
         while len(self._by_session) >= _SESSIONS_KEPT:
             del self._by_session[min(self._by_session)]

@@ -147,8 +147,8 @@ class ParallelLiveEngine:
 
     def warm_many(self, histories: Sequence[Sequence[LiveBar]]) -> list[dict[str, float]]:
         owners = [self.shard(h[0].symbol) if h else 0 for h in histories]
-        answers: list[dict[str, float]] = self._scatter(
-            "warm_many", [[_fields(b) for b in h] for h in histories], owners)
+        answers: list[dict[str, float]] = self._gather(
+            *self._send_to("warm_many", [[_fields(b) for b in h] for h in histories], owners))
         return answers
 
     def update(self, bar: LiveBar) -> BarAnalysis:
@@ -200,20 +200,15 @@ class ParallelLiveEngine:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _scatter(self, operation: str, items: Sequence[Any], owners: list[int],
-                 unpack: Callable[[Any], list[Any]] = list) -> list[Any]:
-        """Send each child its items (in order), then gather the answers (``unpack``-ed) back in
-        item order. Each child reads its whole request before it answers, so no pipe can fill
-        both ways."""
-        return self._gather(*self._send_to(operation, items, owners), unpack=unpack)
-
     def _send_parts(self, operation: str, bars: Sequence[LiveBar]) -> tuple[list[int], list[int]]:
         return self._send_to(operation, [_fields(b) for b in bars],
                              [self.shard(b.symbol) for b in bars])
 
     def _send_to(self, operation: str, items: Sequence[Any],
                  owners: list[int]) -> tuple[list[int], list[int]]:
-        """Send each child its items; (the children asked, each item's child) for ``_gather``."""
+        """Send each child its items (in order); (the children asked, each item's child) for
+        ``_gather``. Each child reads its whole request before it answers, so no pipe can fill
+        both ways."""
         parts: list[list[Any]] = [[] for _ in self._conns]
         for item, k in zip(items, owners, strict=True):
             parts[k].append(item)
