@@ -60,3 +60,25 @@ def test_empty_and_tiny_histories_share_a_frame(daily_universe: dict[str, Bars])
         assert list(map(key, got.detections)) == list(map(key, alone.detections))
         assert all(len(column) == len(bars) for column in got.values.values())
     assert [d.pattern for d in many[2].detections] == ["gap_up"]  # 2012-12-07 opened above the 6th's high
+
+
+def test_recent_detections_equal_the_whole_history_ones(
+    daily_universe: dict[str, Bars], minute_bars: Bars
+) -> None:
+    """``compute_recent`` scans only the rows the new bars' patterns read: its detections are
+    the whole-history ones from each start on, value for value (scores, levels), whatever the
+    start -- inside the lookback, at its edge, on the last bar, past the end."""
+    histories = [daily_universe[s] for s in SYMBOLS] + [minute_bars]
+    starts = [0, 1, 13, 14, 15, 300, len(histories[6]) - 1, len(histories[7]) - 40,
+              len(histories[8]), len(histories[9]) + 5, len(histories[10]) - 250, 2000]
+    recent = list(batch.compute_recent(zip(histories, starts, strict=True), chunk=4))
+    whole = list(batch.compute_many(histories, chunk=4))
+    checked = 0
+    for bars, start, got, full in zip(histories, starts, recent, whole, strict=True):
+        since = int(bars.ts[start]) if start < len(bars) else 2**63 - 1
+        want = [key(d) for d in full.detections if d.ts_ns >= since]
+        assert list(map(key, got.detections)) == want, (bars.symbol, start)
+        for name, column in full.values.items():
+            assert np.array_equal(got.values[name], column, equal_nan=True), (bars.symbol, name)
+        checked += len(want)
+    assert checked > 1000  # the starts reach far enough back to see many patterns

@@ -93,21 +93,41 @@ def stack(ps: PatternSet, segments: list[dict[str, np.ndarray]], lengths: list[i
     return Frame(cols, pos)
 
 
-def _chunk(histories: list[Bars], p: Plan, ps: PatternSet, scratch: np.ndarray | None = None) -> list[Result]:
+def _chunk(
+    histories: list[Bars],
+    p: Plan,
+    ps: PatternSet,
+    scratch: np.ndarray | None = None,
+    starts: list[int] | None = None,
+) -> list[Result]:
+    """Results of ``histories``; with ``starts``, detections only on each history's rows from
+    its start on: the patterns scan the last rows each of those needs (``PatternSet.lookback``),
+    not the whole history."""
     segments, values = [], []
     for bars in histories:
         cols = base_columns(bars)
         values.append(indicator_columns(p, cols))
         segments.append(cols)
+    firsts = [0] * len(histories) if starts is None else [max(0, s - ps.lookback) for s in starts]
+    if starts is not None:
+        names = [*ps.columns, DAILY_TREND]
+        segments = [
+            {n: seg[n][first:] for n in names if n in seg}
+            for seg, first in zip(segments, firsts, strict=True)
+        ]
+    lengths = [len(b) - first for b, first in zip(histories, firsts, strict=True)]
     hits = candle_hits(ps, segments, scratch)
-    lengths = [len(b) for b in histories]
     offsets = np.cumsum([0, *lengths], dtype=np.int64)
     frame = stack(ps, segments, lengths)
-    found, scores = detect_frame(ps, frame, hits)
+    reported = None
+    if starts is not None:
+        since = np.array(starts, dtype=np.int64) - np.array(firsts, dtype=np.int64)
+        reported = frame.pos >= np.repeat(since, lengths)
+    found, scores = detect_frame(ps, frame, hits, reported)
     bounds = np.searchsorted(found.index, offsets).tolist()
     # each detection's bar in its own history, and its time: one gather for the whole frame
-    local = frame.pos[found.index]
-    ts = np.concatenate([b.ts for b in histories])[found.index]
+    local = frame.pos[found.index] + np.repeat(np.array(firsts, dtype=np.int64), np.diff(bounds))
+    ts = np.concatenate([b.ts[first:] for b, first in zip(histories, firsts, strict=True)])[found.index]
     results = []
     for k, bars in enumerate(histories):
         rows = slice(bounds[k], bounds[k + 1])
@@ -132,12 +152,28 @@ def compute_many(
 ) -> Iterator[Result]:
     """``compute`` for each history, sharing one resolved plan and, per ``chunk`` symbols, one
     pattern-detection pass; results in input order, equal to ``compute`` of each."""
-    p = plan(specs)
+    return _compute_many(((bars, 0) for bars in histories), plan(specs), chunk, recent=False)
+
+
+def compute_recent(
+    histories: Iterable[tuple[Bars, int]], specs: Iterable[Spec] = DEFAULT_SPECS, *, chunk: int = CHUNK
+) -> Iterator[Result]:
+    """``compute_many`` of each ``(bars, start)`` whose detections are only those on rows
+    ``start`` and later (equal to ``compute``'s there; indicator values on every row): what a
+    run that stores the results of new bars only needs, at the cost of the new bars' patterns
+    rather than the whole history's."""
+    return _compute_many(histories, plan(specs), chunk, recent=True)
+
+
+def _compute_many(
+    histories: Iterable[tuple[Bars, int]], p: Plan, chunk: int, *, recent: bool
+) -> Iterator[Result]:
     ps = pattern_set(p.patterns)  # looked up once: hashing 81 pattern specs is not free
     scratch = np.empty(0, dtype=np.int32)  # the candle outputs of a chunk, reused
     it = iter(histories)
     while group := list(islice(it, chunk)):
-        size = len(ps.candles) * sum(len(b) for b in group)
+        size = len(ps.candles) * sum(len(b) for b, _ in group)
         if scratch.shape[0] < size:
             scratch = np.empty(size + size // 4, dtype=np.int32)
-        yield from _chunk(group, p, ps, scratch)
+        starts = [min(max(start, 0), len(b)) for b, start in group] if recent else None
+        yield from _chunk([b for b, _ in group], p, ps, scratch, starts)

@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import talib
 from numpy.typing import NDArray
 
 from tickstock.analysis.bars import CLOSE, HIGH, LOW, OPEN
-from tickstock.analysis.kernels.talib_kernel import function_names, lookback
+from tickstock.analysis.kernels.talib_kernel import batch_function, function_names, lookback
 from tickstock.analysis.patterns.scoring import SCORING_COLUMNS, SCORING_DEPENDS
 from tickstock.analysis.spec import Direction, PatternSpec, Role
 
@@ -132,7 +131,7 @@ def all_candles() -> tuple[PatternSpec, ...]:
 
 def functions(specs: tuple[PatternSpec, ...]) -> tuple[Callable[..., NDArray[np.int32]], ...]:
     """The TA-Lib Function API of each candlestick spec (called with open, high, low, close)."""
-    return tuple(getattr(talib, spec.talib_function) for spec in specs)
+    return tuple(batch_function(spec.talib_function) for spec in specs)
 
 
 def direction_table(specs: tuple[PatternSpec, ...]) -> NDArray[np.int8]:

@@ -51,6 +51,12 @@ class PatternSet:
         self.columns = tuple(
             dict.fromkeys((OPEN, HIGH, LOW, CLOSE, *(c for p in ordered for c in p.requires)))
         )
+        #: Rows before a bar that its detections depend on: a candlestick's TA-Lib lookback
+        #: (its ``warmup`` - 1), a detector's ``lag``, the bars a pattern's levels span.
+        self.lookback = max(
+            (max(p.lag, p.span - 1, p.warmup - 1 if p.kind == "candle" else 0) for p in ordered),
+            default=0,
+        )
 
 
 @lru_cache(maxsize=64)
