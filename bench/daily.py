@@ -322,7 +322,7 @@ def bare_talib_seconds(dsn: str, symbols: list[str]) -> float:
     from tickstock.pipeline.daily.steps import analysis, tails
 
     p = plan(DEFAULT_INDICATORS)
-    n = max(p.warmup, 1) * 2 + analysis._SLACK
+    n = max(p.warmup, 1) * analysis.WARM_FACTOR["indicators"] + 1  # + the new session
     far = datetime(9999, 1, 1, tzinfo=NEW_YORK)
     with psycopg.connect(dsn) as conn:
         read = tails.read_tails(conn, symbols, "day", n, far)

@@ -1,9 +1,10 @@
 """Screens over the latest indicator values: "rsi_14 < 30 and close > sma_200" from indexes.
 
-The first indicator a screen names drives the query through ``indicator_latest (timeframe,
-name, value)`` (migration ``analysis_0001``); the other names join through its primary key and
-bar columns through ``bars``' primary key, so every value of a hit belongs to the same bar and
-the query reads a few index pages however many symbols there are. Names are checked against a
+The first indicator a screen names drives the query through the ``indicator_latest (timeframe,
+name)`` index (migrations ``analysis_0001``/``0002``: one row per symbol to compare, the value
+left out of the index so the daily run updates rows in place); the other names join through its
+primary key and bar columns through ``bars``' primary key, so every value of a hit belongs to
+the same bar. Names are checked against a
 strict pattern before they reach SQL; values are always bound parameters.
 """
 
@@ -75,8 +76,8 @@ def screen(
 ) -> list[ScreenHit]:
     """Symbols whose latest values meet every condition, all read at one bar per symbol.
 
-    The first indicator named drives the query through ``indicator_latest (timeframe, name,
-    value)``; the others and the bar columns join on (symbol, timeframe, ts), so every value of
+    The first indicator named drives the query through ``indicator_latest (timeframe, name)``;
+    the others and the bar columns join on (symbol, timeframe, ts), so every value of
     a hit belongs to the same bar."""
     conds = [c if isinstance(c, Condition) else Condition.parse(c) for c in conditions]
     names: list[str] = []

@@ -79,11 +79,11 @@ def build_executor(
 
 def default_steps(
     *, pool: ConnectionPool, provider: Provider, calendar: MarketCalendar, clock: Clock,
-    history_years: float = 5, warm_factor: int = 2,
+    history_years: float = 5,
 ) -> tuple[dict[Phase, PhaseStep], dict[Phase, PhaseSetup]]:
     """The four phase steps of a daily run, and the phase setups (run totals)."""
-    indicators = AnalysisStep(pool, "indicators", warm_factor=warm_factor, calendar=calendar)
-    patterns = AnalysisStep(pool, "patterns", warm_factor=warm_factor, calendar=calendar)
+    indicators = AnalysisStep(pool, "indicators", calendar=calendar)
+    patterns = AnalysisStep(pool, "patterns", calendar=calendar)
     steps: dict[Phase, PhaseStep] = {
         Phase.DATA_IMPORT: TopUpImporter(pool=pool, provider=provider, calendar=calendar,
                                          clock=clock, history_years=history_years),

@@ -3,8 +3,9 @@ one COPY.
 
 Thin adapter until ``tickstock.store.analysis`` offers multi-symbol reads and bulk writes:
 
-- ``read_tails``: the last ``n`` bars before ``until`` of every symbol of a batch in one query,
-  one row per symbol whose columns are binary arrays (``array_send``) parsed with
+- ``read_tails``: the last ``n`` bars before ``until`` of every symbol of a batch in one query
+  (or, given the watermarks, the bars after each symbol's mark and ``n`` up to it), one row
+  per symbol whose columns are binary arrays (``array_send``) parsed with
   ``np.frombuffer``;
 - ``read_watermarks`` / ``write_watermarks``: per symbol, the newest bar whose results are
   stored (``analysis_watermarks``), written with the results;
@@ -19,7 +20,7 @@ import io
 import json
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,12 +37,19 @@ _COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 # over one row at a time, which cost more than the whole computation).
 _TAILS = """
 SELECT s.i::int4, t.*
-FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS s(symbol, i)
+FROM unnest(%(symbols)s::text[], %(after)s::timestamptz[]) WITH ORDINALITY AS s(symbol, after, i)
 CROSS JOIN LATERAL (
     SELECT {columns} FROM (
         SELECT ts, open, high, low, close, volume FROM bars
         WHERE bars.symbol = s.symbol AND bars.timeframe = %(tf)s AND bars.ts < %(until)s
-        ORDER BY ts DESC LIMIT %(n)s) b) t
+        ORDER BY ts DESC
+        LIMIT CASE
+            WHEN s.after IS NOT NULL THEN %(n)s + (
+                SELECT count(*) FROM bars n
+                WHERE n.symbol = s.symbol AND n.timeframe = %(tf)s AND n.ts > s.after
+                  AND n.ts < %(until)s)
+            WHEN %(whole)s THEN NULL
+            ELSE %(n)s END) b) t
 """.format(columns=", ".join(f"array_send(array_agg(b.{c}))" for c in _COLUMNS))
 _ARRAY_HEADER = 20  # ndim, has-null flag, element type, length, lower bound: int4 each
 _ELEMENT = np.dtype([("len", ">i4"), ("v", ">i8")])
@@ -64,9 +72,15 @@ class Tail:
 
 
 def read_tails(conn: psycopg.Connection[Any], symbols: Sequence[str], timeframe: str,
-               n: int, until: datetime) -> dict[str, Tail]:
-    """The last ``n`` bars (``ts < until``) of each symbol; symbols without bars are absent."""
-    params = {"symbols": list(symbols), "tf": timeframe, "until": until, "n": n}
+               n: int, until: datetime, *, after: Mapping[str, int] | None = None
+               ) -> dict[str, Tail]:
+    """The last ``n`` bars (``ts < until``) of each symbol; symbols without bars are absent.
+
+    With ``after`` (bar start in ns per symbol, a watermark): a symbol in it gets every bar after
+    its mark plus the ``n`` bars up to it, a symbol not in it its whole history."""
+    marks = [None if after is None or s not in after else _dt(after[s]) for s in symbols]
+    params = {"symbols": list(symbols), "after": marks, "tf": timeframe, "until": until, "n": n,
+              "whole": after is not None}
     with conn.cursor(binary=True, row_factory=psycopg.rows.tuple_row) as cur:
         cur.execute("SET LOCAL jit = off")  # compiling costs more than this query runs
         rows = cur.execute(_TAILS, params).fetchall()
