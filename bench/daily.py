@@ -53,7 +53,7 @@ from tickstock.core.clock import LiveClock
 from tickstock.core.timeutil import NEW_YORK, session_day_start_utc
 from tickstock.market.calendar import nyse
 
-HISTORY = 600  # sessions per symbol: more than the tail the analysis phases read (2 x 252 + 64)
+HISTORY = 600  # sessions per symbol: more than the tail the analysis phases read (252 + new)
 FIRST_RUN_SESSION = date(2024, 6, 3)
 TARGET = 1000.0
 #: Tables a daily run writes (vacuumed before each timed run, untimed)
@@ -322,7 +322,7 @@ def bare_talib_seconds(dsn: str, symbols: list[str]) -> float:
     from tickstock.pipeline.daily.steps import analysis, tails
 
     p = plan(DEFAULT_INDICATORS)
-    n = max(p.warmup, 1) * analysis.WARM_FACTOR["indicators"] + 1  # + the new session
+    n = max(p.warmup, analysis.SETTLE) + 1  # the indicator phase's tail: + the new session
     far = datetime(9999, 1, 1, tzinfo=NEW_YORK)
     with psycopg.connect(dsn) as conn:
         read = tails.read_tails(conn, symbols, "day", n, far)

@@ -9,13 +9,20 @@ bar's session (session VWAP, time-of-day relative volume) and that session's dai
 intraday detections record whether the daily trend agrees).
 
 How much history: a symbol never computed gets its whole history (results equal the engine's
-batch computation over it, exactly). Afterwards it gets its bars after the watermark and
-``warm_factor`` times the plan's warm-up before them: windowed indicators are exact, recursive
-ones (EMA, RSI, ATR, ADX, MACD) carry the difference of a shorter seed, which fades
-geometrically with the tail length. Indicators read twice their warm-up (the EMA 200 gets 300
-bars past its seed). Patterns read their warm-up once: it is the 52-week channel's window,
-exact at that length, and the recursive inputs of patterns (ATR 14, RSI 14) have settled to
-~1e-8 of their seed difference within it (detections and confidences equal, scores within ~1e-10).
+batch computation over it, exactly). Afterwards it gets its bars after the watermark and, before
+them, the plan's warm-up but at least ``SETTLE`` bars (a trading year):
+
+- windowed indicators (SMA, Bollinger, channels, ...) are exact on them, and so is where and
+  which way every pattern fires;
+- the EMAs and OBV, whose tail value differs from the whole-history one by the tail's seed
+  (an EMA's by a difference shrinking by ``1 - 2 / (period + 1)`` a bar, OBV's by a constant),
+  are continued from their stored value at the watermark: that difference is measured there and
+  taken off (``_continue``), which is exact up to rounding;
+- the other recursive ones (RSI, ATR, ADX: 14-bar Wilder smoothing; MACD: 12/26/9 EMAs) keep
+  ~1e-8 of their seed difference after ``SETTLE`` bars.
+
+Patterns are computed on the new bars only (``batch.compute_recent``), their confidences within
+~1e-8 of the whole-history ones (the ATR and RSI they read have settled that far).
 """
 
 from __future__ import annotations
@@ -45,8 +52,8 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["indicators", "patterns"]
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-#: Tail before the watermark, in multiples of the plan's warm-up (module docstring)
-WARM_FACTOR: dict[Kind, int] = {"indicators": 2, "patterns": 1}
+#: Bars before the watermark a symbol's tail has at least (module docstring)
+SETTLE = 250
 _INTRADAY = frozenset(tf.value for tf in INTRADAY_MINUTES)
 
 
@@ -54,14 +61,13 @@ class AnalysisStep:
     """The indicators phase (``kind="indicators"``) or the patterns phase."""
 
     def __init__(self, pool: ConnectionPool, kind: Kind, *, specs: Sequence[Spec] | None = None,
-                 warm_factor: int | None = None, calendar: MarketCalendar | None = None) -> None:
+                 calendar: MarketCalendar | None = None) -> None:
         self.pool = pool
         self.kind = kind
         #: With a calendar, intraday bars get their session and daily trend (``intraday``).
         self.calendar = calendar
         default = DEFAULT_INDICATORS if kind == "indicators" else DEFAULT_PATTERNS
         self.specs: tuple[Spec, ...] = tuple(specs if specs is not None else default)
-        self.warm_factor = warm_factor or WARM_FACTOR[kind]
         self._plans: dict[tuple[str, ...], tuple[tuple[Spec, ...], Plan]] = {}
 
     @property
@@ -105,10 +111,13 @@ class AnalysisStep:
 
     def _timeframe(self, symbols: Sequence[str], timeframe: str, specs: tuple[Spec, ...],
                    p: Plan) -> tuple[dict[str, str], int]:
-        need = max(p.warmup, 1) * self.warm_factor
+        continued = _continued(p) if self.kind == "indicators" else {}
         with self.pool.connection() as conn:
             marks = io.read_watermarks(conn, symbols, timeframe=timeframe, kind=self.kind)
-            tails = io.read_tails(conn, symbols, timeframe, need, _FAR_FUTURE, after=marks)
+            tails = io.read_tails(conn, symbols, timeframe, max(p.warmup, SETTLE), _FAR_FUTURE,
+                                  after=marks)
+            stored = (io.read_values_at(conn, marks, timeframe, list(continued))
+                      if continued and marks else {})
             intraday = self.calendar is not None and timeframe in _INTRADAY
             daily = context.read_daily(conn, tails) if intraday else {}
         histories: list[tuple[Bars, int]] = []
@@ -132,6 +141,9 @@ class AnalysisStep:
             except (DataValidationError, ValueError) as exc:
                 failures[symbol] = f"{type(exc).__name__}: {exc}"
         results = _compute(histories, specs, failures)
+        for result, start in results:
+            if result.symbol in stored:
+                _continue(result, start, stored[result.symbol], continued)
         rows = self._write(results, timeframe, p)
         return failures, rows
 
@@ -145,6 +157,33 @@ class AnalysisStep:
                 rows = io.write_detections(conn, _detections(results))
             io.write_watermarks(conn, marks, timeframe=timeframe, kind=self.kind)
         return rows
+
+
+def _continued(p: Plan) -> dict[str, float]:
+    """The output columns of ``p`` continued from their stored value, with how much of a seed
+    difference each keeps per bar: EMAs ``1 - 2 / (period + 1)`` (TA-Lib's smoothing), OBV 1."""
+    decay: dict[str, float] = {}
+    for spec in p.indicators:
+        if spec.kind == "ema":
+            decay[spec.name] = 1.0 - 2.0 / (int(spec.param("timeperiod")) + 1)
+        elif spec.kind == "obv":
+            decay[spec.name] = 1.0
+    return decay
+
+
+def _continue(result: Result, start: int, stored: dict[str, float],
+              decay: dict[str, float]) -> None:
+    """Take the tail's seed difference off the new bars' values of ``decay``'s columns: it is
+    the tail value at the watermark bar (``start - 1``) minus the stored one there, and shrinks
+    by ``decay`` a bar after it."""
+    if start < 1:
+        return
+    new = np.arange(1, len(result.bars.ts) - start + 1, dtype=np.float64)
+    for name, rate in decay.items():
+        values = result.values.get(name)
+        if values is None or name not in stored or np.isnan(values[start - 1]):
+            continue
+        values[start:] -= (values[start - 1] - stored[name]) * rate ** new
 
 
 def _compute(histories: list[tuple[Bars, int]], specs: tuple[Spec, ...],

@@ -8,7 +8,8 @@ Thin adapter until ``tickstock.store.analysis`` offers multi-symbol reads and bu
   per symbol whose columns are binary arrays (``array_send``) parsed with
   ``np.frombuffer``;
 - ``read_watermarks`` / ``write_watermarks``: per symbol, the newest bar whose results are
-  stored (``analysis_watermarks``), written with the results;
+  stored (``analysis_watermarks``), written with the results; ``read_values_at``: stored
+  values on those bars;
 - ``write_indicator_values`` / ``write_detections``: one COPY per batch, straight into the table
   when nothing is there yet (the daily case), else through a staging table and an upsert, so a
   redone batch never duplicates a row.
@@ -234,6 +235,21 @@ def read_watermarks(conn: psycopg.Connection[Any], symbols: Sequence[str], *, ti
             "SELECT symbol, last_ts FROM analysis_watermarks WHERE timeframe = %s AND kind = %s"
             " AND symbol = ANY(%s)", (timeframe, kind, list(symbols))).fetchall()
     return {sym: _ns(ts) for sym, ts in rows}
+
+
+def read_values_at(conn: psycopg.Connection[Any], at: Mapping[str, int], timeframe: str,
+                   names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per symbol, the stored values of ``names`` on its bar ``at[symbol]`` (ns)."""
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        rows = cur.execute(
+            "SELECT v.symbol, v.name, v.value FROM unnest(%s::text[], %s::timestamptz[]) AS m(s, t)"
+            " JOIN indicator_values v ON v.symbol = m.s AND v.timeframe = %s AND v.ts = m.t"
+            " AND v.name = ANY(%s)",
+            (list(at), [_dt(ns) for ns in at.values()], timeframe, list(names))).fetchall()
+    out: dict[str, dict[str, float]] = {}
+    for symbol, name, value in rows:
+        out.setdefault(symbol, {})[name] = value
+    return out
 
 
 def write_watermarks(conn: psycopg.Connection[Any], marks: dict[str, int], *, timeframe: str,
