@@ -53,17 +53,23 @@ async def _provider(conn: Connection, played: list[Any]) -> None:
 
 def subscriber(conn: Connection, redis_url: str, stop: Any) -> None:
     """Follow the event stream as the web role's live push does (``tickstock.bus``); send
-    ``(newest entry id, wall time)`` after every read, until ``stop`` (an Event) is set."""
+    ``(newest entry id, wall time)`` after every read, until ``stop`` (an Event) is set; then
+    ``("done", events received)``, each bar of a ``bar.live_batch`` counted as one event."""
     from tickstock.bus.connection import connect
     from tickstock.bus.events import EventReader
+    from tickstock.contracts.events import BarLiveBatch
     from tickstock.core.clock import LiveClock
 
     client = connect(redis_url, name="bench-subscriber")
     reader = EventReader(client, clock=LiveClock(), dead_letter=False)
     cursor = reader.latest_id()
+    received = 0
     conn.send(("ready", time.time()))
     while not stop.is_set():
         cursor, events = reader.read(cursor, block_ms=200, count=5000)
         if events:
             conn.send((cursor, time.time()))
+            received += sum(len(e.data.symbols) if isinstance(e.data, BarLiveBatch) else 1
+                            for _, e in events)
+    conn.send(("done", received))
     client.close()

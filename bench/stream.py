@@ -129,12 +129,21 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
         service.processor.close()
         to_provider.send("stop")
         stop_subscriber.set()
+        received = await loop.run_in_executor(None, _received, from_subscriber)
         for proc in procs:
             proc.join(30)
         client.close()
         pool.close()
     return {"latencies": latencies, "busy": busy, "stages": stages,
-            "stats": service.stats.snapshot()}
+            "stats": service.stats.snapshot(), "received": received}
+
+
+def _received(conn: Any) -> int:
+    """The subscriber's count of events received, sent last."""
+    while True:
+        what, value = conn.recv()
+        if what == "done":
+            return int(value)
 
 
 async def _burst(service: StreamService, client: Any, to_provider: Any, from_subscriber: Any,
@@ -213,7 +222,8 @@ def main() -> int:
     bare = bare_talib_seconds(frames(args.symbols, args.warm + args.bursts), args.warm)
     latencies = [1000 * s for s in result["latencies"]]
     per_bar = median(result["busy"]) / args.symbols
-    print(f"symbols = {args.symbols}, bursts = {args.bursts}, events = {result['stats']['events']}")
+    print(f"symbols = {args.symbols}, bursts = {args.bursts}, events = {result['stats']['events']} "
+          f"published, {result['received']} received (a batch's bars each counted)")
     print(f"burst_p50_ms = {median(latencies):.0f}")
     stages = result["stages"]
     print("processing per burst by stage (median ms): " + ", ".join(

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from tickstock.bus.connection import connect
 from tickstock.bus.events import EventReader
 from tickstock.contracts.envelope import Envelope
+from tickstock.contracts.events import BarLive, BarLiveBatch
 from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
@@ -55,7 +56,19 @@ class Subscriber:
         self._thread.join(5)
 
     def of(self, message_type: str) -> list[Any]:
-        return [e.data for e in self.events if e.type == message_type]
+        """Payloads of ``message_type``; ``bar.live`` includes the bars of every batch."""
+        out = []
+        for e in self.events:
+            if e.type == message_type:
+                out.append(e.data)
+            elif message_type == BarLive.message_type and isinstance(e.data, BarLiveBatch):
+                out.extend(e.data.bars())
+        return out
+
+    def count(self) -> int:
+        """Events received, a batch's bars each counted (as the stream's stats count them)."""
+        return sum(len(e.data.symbols) if isinstance(e.data, BarLiveBatch) else 1
+                   for e in self.events)
 
 
 @contextmanager

@@ -15,12 +15,18 @@ from tickstock.bus.connection import connect
 from tickstock.contracts import names
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.envelope import MAX_MESSAGE_BYTES, Envelope
-from tickstock.contracts.events import BarLive, Event, IndicatorAlert, PatternDetected
+from tickstock.contracts.events import (
+    BarLive,
+    BarLiveBatch,
+    Event,
+    IndicatorAlert,
+    PatternDetected,
+)
 from tickstock.core.clock import FrozenClock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
 from tickstock.pipeline.stream.bars import BarEvent, LiveBar
-from tickstock.pipeline.stream.publisher import BusEventSink, encode_events
+from tickstock.pipeline.stream.publisher import BATCH_BARS, BusEventSink, encode_events
 
 TS = datetime(2024, 3, 1, 15, 30, tzinfo=UTC)
 # a producer clock in another zone: the envelope time is written in UTC either way
@@ -112,14 +118,85 @@ def _bars(draw: st.DrawFn) -> LiveBar:
                    draw(st.one_of(st.none(), st.integers(min_value=0, max_value=10**9))))
 
 
+_NAMES = st.from_regex(r"[a-z0-9_.]{1,24}", fullmatch=True)
+
+
+@st.composite
+def _group(draw: st.DrawFn) -> list[BarEvent]:
+    """Bar events of one timeframe, start time and ``final`` (what one batch carries)."""
+    first = draw(_bars())
+    final = draw(st.booleans())
+    names = draw(st.lists(_NAMES, max_size=6, unique=True))
+    out = []
+    for bar in [first, *draw(st.lists(_bars(), max_size=6))]:
+        bar.timeframe, bar.start, bar.end = first.timeframe, first.start, first.end
+        indicators = draw(st.dictionaries(st.sampled_from(names), _VALUE)) if names else {}
+        out.append(BarEvent(bar, final, indicators))
+    return out
+
+
+def _batch_model(group: list[BarEvent]) -> BarLiveBatch:
+    """The ``bar.live_batch`` a group of bar events stands for, built and checked by pydantic."""
+    names = list(dict.fromkeys(k for e in group for k in e.indicators))
+    bars = [e.bar for e in group]
+    return BarLiveBatch(
+        timeframe=bars[0].timeframe, ts=bars[0].start, final=group[0].final,
+        symbols=tuple(b.symbol for b in bars), open=tuple(b.open for b in bars),
+        high=tuple(b.high for b in bars), low=tuple(b.low for b in bars),
+        close=tuple(b.close for b in bars), volume=tuple(b.volume for b in bars),
+        vwap=tuple(b.vwap for b in bars), trades=tuple(b.trades for b in bars),
+        indicators={k: tuple(_finite(e.indicators.get(k)) for e in group) for k in names})
+
+
+def _finite(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
 @settings(max_examples=300, deadline=None)
-@given(bar=_bars(), final=st.booleans(),
-       indicators=st.dictionaries(st.from_regex(r"[a-z0-9_.]{1,24}", fullmatch=True), _VALUE,
-                                  max_size=25))
-def test_a_bar_event_encodes_exactly_as_its_model(bar: LiveBar, final: bool,
-                                                  indicators: dict[str, float]) -> None:
-    event = BarEvent(bar, final, indicators)
-    fast, slow = encode_events([event, event.model()], source="stream-test", ts=NOW)
+@given(group=_group())
+def test_bar_events_encode_exactly_as_their_batch_model(group: list[BarEvent]) -> None:
+    model = _batch_model(group)
+    fast, slow = encode_events([*group, model], source="stream-test", ts=NOW)
     assert fast.replace(b'.0","type"', b'.1","type"') == slow  # the same bytes but the id's n
-    if all(math.isfinite(v) for v in indicators.values()):  # the engine sends finite ones only
-        assert Envelope.decode(fast).data == event.model()
+    decoded = Envelope.decode(fast).data
+    assert isinstance(decoded, BarLiveBatch)
+    # split, the batch is each bar's own event (non-finite values are no values)
+    assert decoded.bars() == [
+        BarLive(**{**e.model().model_dump(), "indicators": {
+            k: v for k, v in e.indicators.items() if math.isfinite(v)}}) for e in group]
+
+
+def _bar_event(symbol: str, tf: Timeframe, minute: int, final: bool = True) -> BarEvent:
+    start = TS + timedelta(minutes=minute)
+    bar = LiveBar(symbol, tf, start, start + timedelta(minutes=1), 1.0, 2.0, 0.5, 1.5, 10.0)
+    return BarEvent(bar, final, {f"ind_{k}": 1.0 + k / 3 for k in range(17)} if final else {})
+
+
+def test_bars_are_batched_by_timeframe_start_and_final_where_their_group_began() -> None:
+    alert = _events()[1]
+    minutes = [_bar_event(f"S{i}", Timeframe.MIN1, 0) for i in range(BATCH_BARS + 10)]
+    fives = [_bar_event(f"S{i}", Timeframe.MIN5, 0) for i in range(3)]
+    forming = [_bar_event("S1", Timeframe.MIN5, 0, final=False)]
+    events: list[Event | BarEvent] = [alert, minutes[0], fives[0], *minutes[1:], *fives[1:],
+                                      *forming, alert]
+    decoded = [Envelope.decode(raw).data
+               for raw in encode_events(events, source="stream-test", ts=NOW)]
+    assert [type(d).__name__ for d in decoded] == [
+        "IndicatorAlert", "BarLiveBatch", "BarLiveBatch", "BarLiveBatch", "BarLiveBatch",
+        "IndicatorAlert"]
+    batches = [d for d in decoded if isinstance(d, BarLiveBatch)]
+    assert [(b.timeframe, len(b.symbols), b.final) for b in batches] == [
+        (Timeframe.MIN1, BATCH_BARS, True), (Timeframe.MIN1, 10, True),
+        (Timeframe.MIN5, 3, True), (Timeframe.MIN5, 1, False)]
+    split = [bar for b in batches for bar in b.bars()]
+    assert split == [e.model() for e in [*minutes, *fives, *forming]]
+
+
+def test_a_batch_over_the_message_bound_is_halved() -> None:
+    wide = {f"indicator_{k:04d}": 1.0 / (k + 3) for k in range(60)}  # ~1.7 kB a bar
+    group = [BarEvent(e.bar, True, wide)
+             for e in (_bar_event(f"S{i}", Timeframe.MIN1, 0) for i in range(BATCH_BARS))]
+    raws = encode_events(group, source="stream-test", ts=NOW)
+    assert len(raws) > 1 and all(len(r) <= MAX_MESSAGE_BYTES for r in raws)
+    split = [bar for raw in raws for bar in Envelope.decode(raw).data.bars()]  # type: ignore[attr-defined]
+    assert split == [e.model() for e in group]

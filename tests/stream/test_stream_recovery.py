@@ -84,7 +84,7 @@ def test_killed_connection_reconnects_and_repairs_the_gap(db_dsn: str, redis_url
 
         stats = asyncio.run(main())
         published = stats["events"]
-        asyncio.run(until(lambda: len(subscriber.events) == published, 10, "every event"))
+        asyncio.run(until(lambda: subscriber.count() == published, 10, "every event"))
         subscriber.close()
 
     assert stats["connections"] == 2 and stats["reconnects"] == 2

@@ -79,7 +79,7 @@ def test_minute_file_replay_is_stored_rolled_up_analysed_and_published(
         result = asyncio.run(main())
         subscriber_events = subscriber
         published = result["stats"].events  # type: ignore[attr-defined]
-        asyncio.run(until(lambda: len(subscriber.events) == published, 10, "every event"))
+        asyncio.run(until(lambda: subscriber.count() == published, 10, "every event"))
         subscriber.close()
 
     stats = result["stats"]

@@ -13,9 +13,10 @@ import websockets
 
 from tickstock.bus.events import EventPublisher
 from tickstock.contracts import Envelope
-from tickstock.contracts.events import PatternDetected
+from tickstock.contracts.common import Timeframe
+from tickstock.contracts.events import BarLiveBatch, PatternDetected
 from tickstock.web.config import WebDeps
-from tickstock.web.live import Client, LiveHub, to_live_message
+from tickstock.web.live import Client, LiveHub, to_live_messages
 from tickstock.web.live_filters import Matcher, Subscribe
 from tickstock.web.metrics import create_metrics
 
@@ -163,7 +164,7 @@ def test_slow_browser_is_bounded_and_does_not_hold_back_others(web_deps: WebDeps
     messages = []
     for i in range(50):
         env = Envelope.create(detection("AAPL", i), source="t")
-        messages.append(to_live_message(f"{1000 + i}-0", env.encode()))
+        messages.extend(to_live_messages(f"{1000 + i}-0", env.encode()))
     received: list[str] = []
     for msg in messages:  # the fast browser's writer drains after every event; the slow never
         hub._dispatch([msg])
@@ -178,3 +179,47 @@ def test_slow_browser_is_bounded_and_does_not_hold_back_others(web_deps: WebDeps
     # Every event either waits in the queue or was counted as dropped (and the metric says so).
     assert slow.dropped > 0 and slow.dropped + len(items) - len(resyncs) == 50
     assert metrics.push_dropped._value.get() == slow.dropped
+
+
+def bar_batch(symbols: tuple[str, ...], minute: int) -> BarLiveBatch:
+    n = len(symbols)
+    return BarLiveBatch(timeframe=Timeframe.MIN1, ts=T0 + timedelta(minutes=minute), final=True,
+                        symbols=symbols, open=(10.0,) * n, high=(11.0,) * n, low=(9.5,) * n,
+                        close=tuple(10.0 + k / 4 for k in range(n)), volume=(100.0,) * n,
+                        vwap=(10.25,) + (None,) * (n - 1), trades=(None,) * n,
+                        indicators={"rsi_14": (55.5,) + (None,) * (n - 1)})
+
+
+def test_a_bar_batch_reaches_browsers_as_the_per_symbol_bars_their_filters_match(
+        server: Server, web_deps: WebDeps) -> None:
+    cookie = _cookie(server)
+    bus = EventPublisher(web_deps.redis, source="stream-test")
+
+    async def scenario() -> None:
+        one, every = Browser(server, cookie), Browser(server, cookie)
+        await one.open({"topics": ["bar"], "filters": {"symbols": ["MSFT"]}})
+        await every.open({"topics": ["bar"]})
+        first = bar_batch(("AAPL", "MSFT", "BRK.B"), 0)
+        bus.publish(first)
+        got = await every.events(3)
+        assert [(m["type"], m["data"]) for m in got] == [
+            ("bar.live", b.model_dump(mode="json")) for b in first.bars()]
+        assert got[0]["data"]["indicators"] == {"rsi_14": 55.5}
+        assert got[1]["data"]["indicators"] == {} and got[1]["data"]["vwap"] is None
+        assert len({m["id"] for m in got}) == 1  # one stream entry
+        [msft] = await one.events(1)
+        assert msft["data"]["symbol"] == "MSFT" and msft["id"] == got[0]["id"]
+        assert await one.nothing_more(0.5)
+        await every.ws.close()
+        # a browser coming back after the entry it saw gets the next batch, not that one again
+        bus.publish(bar_batch(("AAPL", "MSFT"), 1))
+        again = Browser(server, cookie)
+        await again.open({"topics": ["bar"], "last_id": got[-1]["id"]})
+        missed = await again.events(2)
+        assert [(m["data"]["symbol"], m["data"]["ts"]) for m in missed] == [
+            ("AAPL", "2024-03-01T00:01:00Z"), ("MSFT", "2024-03-01T00:01:00Z")]
+        assert await again.nothing_more(0.5)
+        await again.ws.close()
+        await one.ws.close()
+
+    asyncio.run(scenario())

@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tickstock.contracts.common import (
     Count,
@@ -304,6 +304,63 @@ class BarLive(Event):
         description="Live indicator values of the bar (canonical analysis names), on final bars.")
 
 
+Price = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class BarLiveBatch(Event):
+    """Live bars of many symbols with one timeframe, start time and ``final``: what the stream
+    role publishes at a minute boundary instead of thousands of ``bar.live`` events.
+
+    Columns, one entry per symbol (``symbols[i]``'s bar is entry ``i`` of every column);
+    ``indicators`` has a column per indicator name, ``null`` where that bar has no value.
+    ``bars()`` splits it into the ``bar.live`` events it stands for (the web role's live push
+    does: browsers receive per-symbol ``bar.live``).
+    """
+
+    message_type: ClassVar[str] = "bar.live_batch"
+
+    timeframe: Timeframe
+    ts: UtcDatetime = Field(description="Start time of every bar of the batch.")
+    final: bool = False
+    symbols: tuple[Symbol, ...] = Field(min_length=1)
+    open: tuple[Price, ...]
+    high: tuple[Price, ...]
+    low: tuple[Price, ...]
+    close: tuple[Price, ...]
+    volume: tuple[Annotated[float, Field(ge=0)], ...]
+    vwap: tuple[Price | None, ...]
+    trades: tuple[Count | None, ...]
+    indicators: dict[str, tuple[Price | None, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _columns_match_symbols(self) -> BarLiveBatch:
+        n = len(self.symbols)
+        columns = {name: getattr(self, name) for name in _BATCH_COLUMNS}
+        columns.update({f"indicators.{k}": v for k, v in self.indicators.items()})
+        for name, column in columns.items():
+            if len(column) != n:
+                raise ValueError(f"{name} has {len(column)} entries for {n} symbols")
+        return self
+
+    def bars(self) -> list[BarLive]:
+        """The ``bar.live`` event of each symbol, in order (values without ``null``s)."""
+        names = list(self.indicators)
+        rows = (list(zip(*self.indicators.values(), strict=True)) if names
+                else [()] * len(self.symbols))
+        return [
+            BarLive.model_construct(
+                symbol=s, timeframe=self.timeframe, ts=self.ts, open=o, high=h, low=lo, close=c,
+                volume=v, vwap=vw, trades=t, final=self.final,
+                indicators={k: x for k, x in zip(names, row, strict=True) if x is not None})
+            for s, o, h, lo, c, v, vw, t, row in zip(
+                self.symbols, self.open, self.high, self.low, self.close, self.volume, self.vwap,
+                self.trades, rows, strict=True)
+        ]
+
+
+_BATCH_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "trades")
+
+
 # -- services and commands --------------------------------------------------------------------
 class ServiceError(Event):
     """A role hit an error an operator should see."""
@@ -344,6 +401,6 @@ EVENTS: tuple[type[Event], ...] = (
     JobSubmitted, JobStarted, JobProgress, JobSymbolDone, JobCompleted, JobFailed, JobCancelled,
     RunStarted, RunProgress, RunCompleted, RunFailed, RunCancelled,
     RunPhaseStarted, RunPhaseProgress, RunPhaseCompleted, RunPhaseFailed,
-    ScheduleChanged, PatternDetected, IndicatorAlert, BarLive,
+    ScheduleChanged, PatternDetected, IndicatorAlert, BarLive, BarLiveBatch,
     ServiceError, CommandAccepted, CommandRejected,
 )

@@ -3,7 +3,9 @@
 Flow: a thread XREADs ``names.EVENTS_STREAM`` (blocking, so no polling of Redis in a loop with
 sleeps) and hands each batch to the event loop, where ``LiveHub._dispatch`` offers every event
 to every client whose subscription matches. Each event is serialised once, whatever the number
-of clients.
+of clients. A ``bar.live_batch`` (the stream role's bars of a minute boundary, many symbols to an
+entry) is split here into one ``bar.live`` per bar: browsers and their filters only ever see
+per-symbol bars.
 
 Slow browsers: each client has a bounded queue (``WebConfig.ws_queue_size``). When it is full
 the hub drops what is queued for that client — the oldest events — and queues one ``resync``
@@ -31,6 +33,7 @@ from typing import Any
 import redis
 
 from tickstock.contracts import decode, names
+from tickstock.contracts.events import BarLive, BarLiveBatch
 from tickstock.core.errors import ContractError
 from tickstock.web.config import WebDeps
 from tickstock.web.live_filters import Matcher, stream_id_key
@@ -46,7 +49,8 @@ SERVICE_SCAN_S = 1.0
 @dataclass(frozen=True, slots=True)
 class LiveMessage:
     """An event as browsers receive it, serialised once; ``key`` and ``epoch`` are computed
-    once too, not once per browser."""
+    once too, not once per browser. ``key`` orders messages: the stream entry's id, then the
+    message's place among those the entry was split into (``to_live_messages``)."""
 
     id: str
     topic: str
@@ -54,19 +58,39 @@ class LiveMessage:
     data: dict[str, Any]
     ts: datetime
     text: str
-    key: tuple[int, int] = (0, 0)
+    key: tuple[int, int, int] = (0, 0, 0)
     epoch: float = 0.0
 
 
-def to_live_message(entry_id: str, raw: bytes | str) -> LiveMessage:
-    """A stream entry as a LiveMessage; ContractError when the envelope is invalid."""
+def to_live_messages(entry_id: str, raw: bytes | str) -> list[LiveMessage]:
+    """A stream entry as what browsers receive: one LiveMessage, or for a ``bar.live_batch``
+    one ``bar.live`` message per bar (so every filter and page sees per-symbol bars); each
+    carries the entry's id. ContractError when the envelope is invalid."""
     env = decode(raw)
-    data = env.data.model_dump(mode="json")
-    body = {"kind": "event", "id": entry_id, "type": env.type, "ts": env.ts.isoformat(),
-            "source": env.source, "correlation_id": env.correlation_id, "data": data}
-    return LiveMessage(entry_id, env.type.split(".", 1)[0], env.correlation_id, data, env.ts,
-                       json.dumps(body, separators=(",", ":")), stream_id_key(entry_id),
-                       env.ts.timestamp())
+    ms, seq = stream_id_key(entry_id)
+    if isinstance(env.data, BarLiveBatch):
+        parts: list[tuple[str, dict[str, Any]]] = [
+            (BarLive.message_type, bar.model_dump(mode="json")) for bar in env.data.bars()]
+    else:
+        parts = [(env.type, env.data.model_dump(mode="json"))]
+    ts, epoch = env.ts.isoformat(), env.ts.timestamp()
+    out = []
+    for k, (message_type, data) in enumerate(parts):
+        body = {"kind": "event", "id": entry_id, "type": message_type, "ts": ts,
+                "source": env.source, "correlation_id": env.correlation_id, "data": data}
+        out.append(LiveMessage(entry_id, message_type.split(".", 1)[0], env.correlation_id, data,
+                               env.ts, json.dumps(body, separators=(",", ":")), (ms, seq, k),
+                               epoch))
+    return out
+
+
+def through(entry_id: str) -> tuple[int, int, int]:
+    """The key past every message of entry ``entry_id``: a browser that saw that id saw the
+    entry (its messages are queued together)."""
+    return (*stream_id_key(entry_id), _LAST_PART)
+
+
+_LAST_PART = 2**62
 
 
 def resync_text(reason: str, last_id: str | None) -> str:
@@ -81,7 +105,7 @@ class Client:
     queue_size: int
     matcher: Matcher | None = None
     queue: asyncio.Queue[str | LiveMessage] = field(init=False)
-    sent_upto: tuple[int, int] = (0, 0)
+    sent_upto: tuple[int, int, int] = (0, 0, 0)
     catching_up: list[LiveMessage] | None = None
     catch_up_overflow: bool = False
     dropped: int = 0
@@ -215,10 +239,10 @@ class LiveHub:
             missed, buffered = None, []
         if missed is None:
             client.offer(resync_text("gap", self.last_id), self._metrics)
-            client.sent_upto = max(client.sent_upto, stream_id_key(self.last_id))
+            client.sent_upto = max(client.sent_upto, through(self.last_id))
             missed = []
         elif last_id is not None:
-            client.sent_upto = max(client.sent_upto, stream_id_key(last_id))
+            client.sent_upto = max(client.sent_upto, through(last_id))
         for msg in [*missed, *buffered]:
             if msg.key > client.sent_upto and client.accepts(msg):
                 client.sent_upto = msg.key
@@ -241,7 +265,7 @@ class LiveHub:
             if raw is None:
                 continue
             try:
-                out.append(to_live_message(_text(entry_id), raw))
+                out.extend(to_live_messages(_text(entry_id), raw))
             except ContractError as exc:
                 log.warning("skipping invalid event %s: %s", _text(entry_id), exc)
         return out

@@ -56,10 +56,11 @@ class LiveBar:
 
 @dataclass(frozen=True, slots=True)
 class BarEvent:
-    """The ``bar.live`` event of ``bar`` without its pydantic model: a burst is thousands of
-    them, and validating a model per bar cost more than analysing the bar. The stream's sink
-    encodes it straight to the JSON ``model()`` serialises to (a test holds the two equal);
-    the bar was checked where it entered (``LiveProcessor``)."""
+    """One bar's ``bar.live`` event, before the sink packs it into a ``bar.live_batch`` with
+    the burst's other bars of its timeframe and start time (``publisher``): no pydantic model
+    per bar (a burst is thousands of them; validating a model per bar cost more than analysing
+    the bar). A test holds the batches' bars equal to ``model()``; the bar was checked where it
+    entered (``LiveProcessor``)."""
 
     message_type: ClassVar[str] = BarLive.message_type
 

@@ -6,6 +6,11 @@ time through one small Lua script (one command per chunk: redis-py's per-command
 what a pipeline of thousands of XADDs spends its time on) — the same stream, the same entry
 field (one envelope per entry), the same cap and mirror as the bus.
 
+Bars travel many to an event: a burst's bars of one timeframe and start time go out as
+``bar.live_batch`` events of up to ``BATCH_BARS`` symbols each (a few dozen entries instead of
+thousands, for Redis and for every reader of the stream to handle); the web role splits them
+into the per-symbol ``bar.live`` events browsers receive.
+
 Encoding is the other cost of a burst: ``Envelope.create(...).encode()`` validates a new model
 and draws a UUID for every event. ``encode_events`` writes the same wire format
 (``contracts.envelope``: field order, the payload's own serializer, the size bound) around each
@@ -19,6 +24,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from math import isfinite
 
 import orjson
 import redis
@@ -27,9 +33,9 @@ from pydantic import TypeAdapter
 from tickstock.bus.connection import TRANSIENT_ERRORS
 from tickstock.bus.events import EVENTS_MAXLEN
 from tickstock.contracts import names
-from tickstock.contracts.common import UtcDatetime
+from tickstock.contracts.common import Timeframe, UtcDatetime
 from tickstock.contracts.envelope import CONTRACT_VERSION, MAX_MESSAGE_BYTES
-from tickstock.contracts.events import Event
+from tickstock.contracts.events import BarLiveBatch, Event
 from tickstock.core.clock import Clock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
@@ -78,9 +84,12 @@ _SOURCE_MAX = 256
 
 
 def encode_events(events: Sequence[Event | BarEvent], *, source: str, ts: datetime) -> list[bytes]:
-    """``Envelope.create(e, source=source, ts=ts).encode()`` for each of ``events`` (ids aside;
-    a ``BarEvent`` as its ``model()``), without building an envelope model per event;
-    ContractError names an oversized one."""
+    """``Envelope.create(e, source=source, ts=ts).encode()`` for each of ``events`` (ids aside),
+    without building an envelope model per event; ContractError names an oversized one.
+
+    The ``BarEvent``s become ``bar.live_batch`` events (``bar_batches``), each where the first
+    bar of its group was among ``events``.
+    """
     batch = new_id()
     head = f'{{"v":{CONTRACT_VERSION},"id":"{batch}.'.encode()
     if not 0 < len(source) <= _SOURCE_MAX:  # the envelope's bound on ``source``
@@ -88,34 +97,87 @@ def encode_events(events: Sequence[Event | BarEvent], *, source: str, ts: dateti
     # the time is checked (aware) and written by the envelope's own field type, once a call
     shared = (b'","ts":' + _TS.dump_json(_TS.validate_python(ts)) + b',"source":'
               + json.dumps(source).encode() + b',"correlation_id":null,"data":')
-    raws = []
-    times: dict[datetime, str] = {}
-    for n, event in enumerate(events):
-        payload = (_bar_json(event, times) if isinstance(event, BarEvent)
-                   else event.__pydantic_serializer__.to_json(event))
-        raw = b"".join((head, str(n).encode(), b'","type":"', event.message_type.encode(), shared,
+    raws: list[bytes] = []
+    for message_type, payload in _payloads(events):
+        n = len(raws)
+        raw = b"".join((head, str(n).encode(), b'","type":"', message_type.encode(), shared,
                         payload, b"}"))
         if len(raw) > MAX_MESSAGE_BYTES:
-            raise ContractError(f"message {event.message_type} {batch}.{n} is too large: "
+            raise ContractError(f"message {message_type} {batch}.{n} is too large: "
                                 f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
         raws.append(raw)
     return raws
 
 
-def _bar_json(event: BarEvent, times: dict[datetime, str]) -> bytes:
-    """``event.model()`` as its serializer writes it: the same fields in the same order,
-    floats by orjson (shortest round-trip and non-finite as null, like pydantic-core), the start time by the
-    contract's own type (once per distinct time: a burst shares one)."""
-    bar = event.bar
-    ts = times.get(bar.start)
-    if ts is None:
-        ts = times[bar.start] = _TS.dump_python(_TS.validate_python(bar.start), mode="json")
-    return orjson.dumps({
-        "symbol": bar.symbol, "timeframe": bar.timeframe.value, "ts": ts, "open": bar.open,
-        "high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume,
-        "vwap": bar.vwap, "trades": bar.trades, "final": event.final,
-        "indicators": event.indicators,
+#: Bars of one ``bar.live_batch`` at most: about 110 kB with the live indicator set, well under
+#: the message bound (a batch over it is halved).
+BATCH_BARS = 250
+_BATCH_TYPE = BarLiveBatch.message_type
+_Group = tuple[Timeframe, datetime, bool]
+
+
+def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
+    """(message type, payload JSON) of ``events``, the bar events grouped into batches."""
+    slots: list[Event | _Group] = []
+    groups: dict[_Group, list[BarEvent]] = {}
+    for event in events:
+        if isinstance(event, BarEvent):
+            key = (event.bar.timeframe, event.bar.start, event.final)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = []
+                slots.append(key)
+            group.append(event)
+        else:
+            slots.append(event)
+    out: list[tuple[str, bytes]] = []
+    for slot in slots:
+        if isinstance(slot, tuple):
+            out.extend((_BATCH_TYPE, raw) for raw in bar_batches(groups[slot]))
+        else:
+            out.append((slot.message_type, slot.__pydantic_serializer__.to_json(slot)))
+    return out
+
+
+def bar_batches(bars: Sequence[BarEvent]) -> list[bytes]:
+    """The ``bar.live_batch`` payloads (JSON) of ``bars`` — one timeframe, start time and
+    ``final`` — ``BATCH_BARS`` at a time, each as its model serialises it: the same fields in
+    the same order, floats by orjson (shortest round trip, like pydantic-core), a non-finite
+    indicator value as ``null`` (no value)."""
+    out: list[bytes] = []
+    for i in range(0, len(bars), BATCH_BARS):
+        out.extend(_batch(bars[i:i + BATCH_BARS]))
+    return out
+
+
+def _batch(part: Sequence[BarEvent]) -> list[bytes]:
+    first = part[0].bar
+    names: dict[str, None] = {}
+    for event in part:
+        names.update(dict.fromkeys(event.indicators))
+    raw = orjson.dumps({
+        "timeframe": first.timeframe.value,
+        "ts": _TS.dump_python(_TS.validate_python(first.start), mode="json"),
+        "final": part[0].final,
+        "symbols": [e.bar.symbol for e in part],
+        "open": [e.bar.open for e in part], "high": [e.bar.high for e in part],
+        "low": [e.bar.low for e in part], "close": [e.bar.close for e in part],
+        "volume": [e.bar.volume for e in part], "vwap": [e.bar.vwap for e in part],
+        "trades": [e.bar.trades for e in part],
+        "indicators": {name: [_finite(e.indicators.get(name)) for e in part] for name in names},
     }, default=float)  # numpy float scalars
+    if len(raw) > _BATCH_BYTES and len(part) > 1:
+        half = len(part) // 2
+        return _batch(part[:half]) + _batch(part[half:])
+    return [raw]
+
+
+#: A payload that fits in a message with the envelope around it (``encode_events`` checks).
+_BATCH_BYTES = MAX_MESSAGE_BYTES - 1024
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and isfinite(value) else None
 
 
 def is_transient(exc: BaseException) -> bool:
