@@ -57,7 +57,7 @@ HISTORY = 600  # sessions per symbol: more than the tail the analysis phases rea
 FIRST_RUN_SESSION = date(2024, 6, 3)
 TARGET = 1000.0
 #: Tables a daily run writes (vacuumed before each timed run, untimed)
-_WRITTEN = ("bars", "indicator_values", "indicator_latest", "pattern_detections",
+_WRITTEN = ("bars", "indicator_values", "pattern_detections",
             "analysis_watermarks", "pattern_outcomes", "processing_batches")
 
 
@@ -114,9 +114,8 @@ def evening(session: date) -> datetime:
 
 def seed(dsn: str, symbols: list[str], last_session: date) -> None:
     """Bars of ``HISTORY`` sessions up to ``last_session``, analysis marked done up to it, and
-    that session's indicator values stored, so ``indicator_latest`` holds a row per symbol and
-    indicator: the daily run updates them, as every evening after the first (inserting into an
-    empty table costs PostgreSQL about half as much)."""
+    that session's indicator values stored (a row per symbol and indicator, as every evening
+    after the first: the run continues the EMAs and OBV from them)."""
     from tickstock.analysis.plan import plan
     from tickstock.analysis.registry import DEFAULT_INDICATORS
     from tickstock.market.providers import create_provider

@@ -1,15 +1,13 @@
 """The analysis results repository on a real PostgreSQL: bulk idempotent writes, tails, reads.
 
 Oracle: the analysis engine's own results (``batch.compute`` on real daily bars), compared
-with what reads return; the screener is checked against the same filter done in Python.
+with what reads return.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +16,9 @@ import psycopg
 import pytest
 
 from tests.analysis.conftest import load_daily
-from tickstock.analysis import Bars, Result, batch
+from tickstock.analysis import Result, batch
 from tickstock.analysis.outcomes import pattern_outcomes
-from tickstock.core.errors import DataValidationError
 from tickstock.store import analysis as repo
-from tickstock.store import analysis_screen as screens
 
 SYMBOLS = ("AAPL", "MSFT", "XOM", "JPM")
 TAIL = 300  # bars per symbol written in these tests (the table does not care how many)
@@ -104,7 +100,8 @@ def test_tail_write_stores_only_the_new_bars(
     assert written == non_nan(r.tail(int(r.ts_ns[-5])))
     stored = conn.execute("SELECT DISTINCT ts FROM indicator_values ORDER BY ts").fetchall()
     assert [row[0] for row in stored] == [repo.ns_to_datetime(int(t)) for t in r.ts_ns[-5:]]
-    assert repo.latest_ts(conn, "day", ["JPM", "AAPL"]) == {"JPM": repo.ns_to_datetime(int(r.ts_ns[-1]))}
+    latest = repo.latest_values(conn, "JPM", "day")
+    assert {v.ts for v in latest.values()} == {repo.ns_to_datetime(int(r.ts_ns[-1]))}
 
 
 def _detection_key(d: Any) -> tuple[object, ...]:
@@ -151,96 +148,13 @@ def test_outcomes_round_trip(conn: psycopg.Connection[Any], results: dict[str, R
         )  # fmt: skip
 
 
-def _store_last_bars(conn: psycopg.Connection[Any], bars: list[Bars]) -> None:
-    buf = io.StringIO()
-    for b in bars:
-        ts = repo.ns_to_datetime(int(b.ts[-1])).isoformat()
-        row = (b.symbol, "day", ts, b.open[-1], b.high[-1], b.low[-1], b.close[-1], b.volume[-1])
-        buf.write("\t".join(map(str, row)) + "\ttest\n")
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY bars (symbol, timeframe, ts, open, high, low, close, volume, source) FROM STDIN"
-        ) as copy,
-    ):
-        copy.write(buf.getvalue())
-
-
-def test_screen_matches_a_python_filter(conn: psycopg.Connection[Any], shared_data: Path) -> None:
-    files = sorted((shared_data / "daily").glob("*.csv.gz"))[::4]  # ~120 symbols
-    universe = [load_daily(path) for path in files]
-    res = [batch.compute(b) for b in universe]
-    last = max(int(r.ts_ns[-1]) for r in res)
-    repo.write_indicator_values(conn, "day", res, since=repo.ns_to_datetime(last))
-    _store_last_bars(conn, universe)
-
-    hits = screens.screen(conn, "day", ["rsi_14 < 45", "close > sma_200"])
-    want = sorted(
-        r.symbol
-        for r in res
-        if int(r.ts_ns[-1]) == last
-        and r.values["rsi_14"][-1] < 45
-        and r.bars.close[-1] > r.values["sma_200"][-1]
-    )
-    assert [h.symbol for h in hits] == want and want
-    assert all(h.values["close"] > h.values["sma_200"] for h in hits)
-
-    crossed = screens.screen(
-        conn, "day", [screens.Condition("macd_12_26_9.macd", ">", "macd_12_26_9.signal"),
-                      screens.Condition.parse("adx_14 >= 25")],
-    )  # fmt: skip
-    want = sorted(
-        r.symbol
-        for r in res
-        if int(r.ts_ns[-1]) == last
-        and r.values["macd_12_26_9.macd"][-1] > r.values["macd_12_26_9.signal"][-1]
-        and r.values["adx_14"][-1] >= 25
-    )
-    assert [h.symbol for h in crossed] == want
-    with pytest.raises(DataValidationError, match="expected 'name op value'"):
-        screens.screen(conn, "day", ["rsi_14; drop table bars < 3"])
-    with pytest.raises(DataValidationError, match="not an indicator"):
-        screens.screen(conn, "day", [screens.Condition("rsi_14; drop table bars", "<", 3.0)])
-
-
-def test_screen_reads_indexes_over_thousands_of_symbols(conn: psycopg.Connection[Any]) -> None:
-    rng = np.random.default_rng(7)
-    n = 4000
-    ts = np.array([np.datetime64("2024-01-02", "ns").astype(np.int64)])
-
-    class Series:
-        def __init__(self, i: int) -> None:
-            self.symbol = f"S{i:04d}"
-            self.ts_ns = ts
-            self.values = {name: rng.normal(50, 20, 1) for name in
-                           ("rsi_14", "sma_50", "sma_200", "adx_14", "mfi_14", "cci_20")}  # fmt: skip
-
-    repo.write_indicator_values(conn, "day", [Series(i) for i in range(n)])
-    conn.execute("ANALYZE indicator_latest")
-    plan = "\n".join(
-        str(row[0])
-        for row in conn.execute(
-            "EXPLAIN SELECT i0.symbol FROM indicator_latest i0 JOIN indicator_latest i1 "
-            "ON i1.symbol = i0.symbol AND i1.timeframe = i0.timeframe AND i1.name = 'sma_200' "
-            "AND i1.ts = i0.ts WHERE i0.timeframe = 'day' AND i0.name = 'rsi_14' AND i0.value < 5 "
-            "AND i0.value > i1.value"
-        )
-    )
-    assert "indicator_latest_screen" in plan and "Seq Scan" not in plan, plan
-    started = datetime.now().astimezone()
-    hits = screens.screen(conn, "day", ["rsi_14 < 5", "rsi_14 > sma_200"])
-    elapsed = datetime.now().astimezone() - started
-    assert all(h.values["rsi_14"] < 5 for h in hits)
-    print(f"screen over {n} symbols: {elapsed.total_seconds() * 1000:.1f} ms, {len(hits)} hits")
-
-
 def _plan(conn: psycopg.Connection[Any], query: str, params: tuple[object, ...]) -> str:
     return "\n".join(str(row[0]) for row in conn.execute("EXPLAIN " + query, params))
 
 
 def test_pattern_at_time_and_latest_values_read_indexes(conn: psycopg.Connection[Any]) -> None:
     """The repository's own queries, EXPLAINed over 2,000 symbols x 10 bars of detections and
-    3,000 symbols x 6 latest values: index scans, never a sequential scan."""
+    3,000 symbols x 6 values on 3 bars: index scans, never a sequential scan."""
     day = 86_400_000_000_000
     start = int(np.datetime64("2024-01-02", "ns").astype(np.int64))
 
@@ -252,18 +166,19 @@ def test_pattern_at_time_and_latest_values_read_indexes(conn: psycopg.Connection
             self.levels, self.evidence, self.daily_agrees = {"level": 1.0}, {"metric": 1.0}, None
 
     repo.write_detections(conn, [Det(i, k) for i in range(2000) for k in range(10)])
-    ts = np.array([start], dtype=np.int64)
+    ts = start + np.arange(3, dtype=np.int64) * day
 
     class Series:
         def __init__(self, i: int) -> None:
             self.symbol, self.ts_ns = f"S{i:04d}", ts
             self.values = {
-                n: np.array([float(i)]) for n in ("rsi_14", "sma_50", "sma_200", "adx_14", "a", "b")
+                n: np.array([float(i), float(i) + 1, float(i) + 2])
+                for n in ("rsi_14", "sma_50", "sma_200", "adx_14", "a", "b")
             }
 
     repo.write_indicator_values(conn, "day", [Series(i) for i in range(3000)])
     conn.execute("ANALYZE pattern_detections")
-    conn.execute("ANALYZE indicator_latest")
+    conn.execute("ANALYZE indicator_values")
 
     at = repo.ns_to_datetime(start + 5 * day)
     hits = repo.symbols_with_pattern(conn, "gap_up", "day", at)
@@ -275,10 +190,10 @@ def test_pattern_at_time_and_latest_values_read_indexes(conn: psycopg.Connection
     )
     assert "Index" in plan and "Seq Scan" not in plan, plan
 
-    assert repo.latest_values(conn, "S0042", "day")["rsi_14"].value == 42.0
-    plan = _plan(
-        conn,
-        "SELECT name, ts, value FROM indicator_latest WHERE symbol = %s AND timeframe = %s",
-        ("S0042", "day"),
-    )
-    assert "indicator_latest_pkey" in plan and "Seq Scan" not in plan, plan
+    latest = repo.latest_values(conn, "S0042", "day")
+    newest = (repo.ns_to_datetime(int(ts[-1])), 44.0)
+    assert {n: (v.ts, v.value) for n, v in latest.items()} == dict.fromkeys(
+        ("rsi_14", "sma_50", "sma_200", "adx_14", "a", "b"), newest)
+    plan = "\n".join(str(row[0]) for row in conn.execute(
+        "EXPLAIN " + repo._LATEST, {"s": "S0042", "tf": "day"}))
+    assert "indicator_values_pkey" in plan and "Seq Scan" not in plan, plan

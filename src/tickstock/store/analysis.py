@@ -8,10 +8,7 @@ nothing. NaN values are not written (an indicator still warming up has no value 
 daily run recomputes over a warm-up window and stores just the new bars.
 
 Reads: ``latest_values`` (one symbol, every name), ``symbols_with_pattern`` (one pattern at
-one bar time, every symbol), ``screen`` (conditions on the latest values of every symbol;
-module ``analysis_screen``),
-all answered from indexes; ``indicator_latest`` (migration ``analysis_0001``) is kept current by
-triggers on ``indicator_values``.
+one bar time, every symbol), all answered from indexes.
 
 The store does not import ``tickstock.analysis`` (it sits below it): inputs are protocols that
 the analysis results (``Result``, ``Detection``, ``OutcomeStats``) satisfy.
@@ -292,27 +289,32 @@ class LatestValue:
     value: float
 
 
+#: The newest row of each name of one symbol and timeframe, from the ``indicator_values`` primary
+#: key (symbol, timeframe, name, ts): the names walked one index probe at a time (a skip scan),
+#: then each one's newest row; never the symbol's whole history.
+_LATEST = """
+WITH RECURSIVE names(name) AS (
+    (SELECT name FROM indicator_values WHERE symbol = %(s)s AND timeframe = %(tf)s
+     ORDER BY name LIMIT 1)
+    UNION ALL
+    SELECT (SELECT v.name FROM indicator_values v
+            WHERE v.symbol = %(s)s AND v.timeframe = %(tf)s AND v.name > names.name
+            ORDER BY v.name LIMIT 1)
+    FROM names WHERE names.name IS NOT NULL
+)
+SELECT n.name, l.ts, l.value FROM names n
+CROSS JOIN LATERAL (
+    SELECT ts, value FROM indicator_values v
+    WHERE v.symbol = %(s)s AND v.timeframe = %(tf)s AND v.name = n.name
+    ORDER BY ts DESC LIMIT 1) l
+"""
+
+
 def latest_values(conn: psycopg.Connection[Any], symbol: str, timeframe: str) -> dict[str, LatestValue]:
-    """The newest value of every indicator of ``symbol`` (primary-key range of ``indicator_latest``)."""
+    """The newest value of every indicator of ``symbol`` (index probes: ``_LATEST``)."""
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            "SELECT name, ts, value FROM indicator_latest WHERE symbol = %s AND timeframe = %s",
-            (symbol, timeframe),
-        ).fetchall()
+        rows = cur.execute(_LATEST, {"s": symbol, "tf": timeframe}).fetchall()
     return {r["name"]: LatestValue(r["ts"], r["value"]) for r in rows}
-
-
-def latest_ts(conn: psycopg.Connection[Any], timeframe: str, symbols: Sequence[str]) -> dict[str, datetime]:
-    """Per symbol, the newest bar with stored indicator values (absent: nothing stored).
-
-    The daily run writes with ``since`` set just after it, so only new bars are stored."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            "SELECT symbol, max(ts) AS ts FROM indicator_latest "
-            "WHERE symbol = ANY(%s) AND timeframe = %s GROUP BY symbol",
-            (list(symbols), timeframe),
-        ).fetchall()
-    return {r["symbol"]: r["ts"] for r in rows}
 
 
 def indicator_history(

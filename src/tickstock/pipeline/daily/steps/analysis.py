@@ -36,7 +36,7 @@ import numpy as np
 from psycopg_pool import ConnectionPool
 
 from tickstock.analysis.bars import Bars
-from tickstock.analysis.batch import CHUNK, compute_recent
+from tickstock.analysis.batch import compute_recent
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_INDICATORS, DEFAULT_PATTERNS
 from tickstock.analysis.results import Result
@@ -188,22 +188,20 @@ def _continue(result: Result, start: int, stored: dict[str, float],
 
 def _compute(histories: list[tuple[Bars, int]], specs: tuple[Spec, ...],
              failures: dict[str, str]) -> list[tuple[Result, int]]:
-    """The engine's results of every history, detections from its start on (``compute_recent``),
-    ``CHUNK`` symbols per call (one pattern pass per chunk); a chunk that fails is redone symbol
-    by symbol, so a bad symbol fails alone."""
+    """The engine's results of every history, detections from its start on (``compute_recent``:
+    one pattern pass per ``CHUNK`` symbols); if any fails, every symbol is redone alone, so a
+    bad symbol fails alone."""
+    try:
+        computed = list(compute_recent(histories, specs))
+        return list(zip(computed, (start for _, start in histories), strict=True))
+    except (DataValidationError, ValueError):
+        pass
     results: list[tuple[Result, int]] = []
-    for i in range(0, len(histories), CHUNK):
-        group = histories[i:i + CHUNK]
+    for bars, start in histories:
         try:
-            computed = list(compute_recent(group, specs))
-        except (DataValidationError, ValueError):
-            for bars, start in group:
-                try:
-                    results.extend((r, start) for r in compute_recent([(bars, start)], specs))
-                except (DataValidationError, ValueError) as exc:
-                    failures[bars.symbol] = f"{type(exc).__name__}: {exc}"
-            continue
-        results.extend(zip(computed, (start for _, start in group), strict=True))
+            results.extend((r, start) for r in compute_recent([(bars, start)], specs))
+        except (DataValidationError, ValueError) as exc:
+            failures[bars.symbol] = f"{type(exc).__name__}: {exc}"
     return results
 
 
