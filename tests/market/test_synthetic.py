@@ -57,6 +57,25 @@ def test_one_session_equals_the_same_session_of_the_whole_history(
             assert getattr(one, column)[0] == getattr(whole, column)[i], (i, column)
 
 
+def test_many_symbols_at_once_equal_each_alone(market: SyntheticProvider) -> None:
+    """``fetch_bars_many`` (what the daily top-up asks: one session of a whole universe) draws
+    every symbol's bars together; each equals its own ``fetch_bars``, bit for bit, for one
+    session, a range across blocks, and other timeframes. Unknown symbols are left out."""
+    fresh = SyntheticProvider(nyse(), SyntheticConfig(seed=7))  # no coarse draws cached yet
+    symbols = [f"S{i:03d}" for i in range(40)] + ["IBM", "bad symbol"]
+    for timeframe, start, end in ((Timeframe.DAY, utc(2024, 6, 3), utc(2024, 6, 4)),
+                                  (Timeframe.DAY, utc(2019, 1, 1), utc(2021, 7, 1)),
+                                  (Timeframe.WEEK, utc(2024, 1, 1), utc(2024, 3, 1))):
+        many = fresh.fetch_bars_many(symbols, timeframe, start, end)
+        assert list(many) == symbols[:-1]
+        for symbol, got in many.items():
+            alone = market.fetch_bars(symbol, timeframe, start, end).bars
+            assert len(alone) > 0
+            for column in ("ts", "open", "high", "low", "close", "volume"):
+                assert np.array_equal(getattr(got.bars, column), getattr(alone, column)), \
+                    (symbol, timeframe, column)
+
+
 def test_only_session_times_and_valid_ohlc(market: SyntheticProvider) -> None:
     cal = nyse()
     day = market.fetch_bars("XOM", Timeframe.DAY, utc(2024, 1, 1), utc(2025, 1, 1)).bars

@@ -18,6 +18,7 @@ Every provider package has the same files:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
@@ -110,4 +111,17 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class BatchFetcher(Protocol):
+    """A provider that serves many symbols' bars in one go (one request, or one computation):
+    what a daily top-up of a whole universe for one session asks for."""
+
+    def fetch_bars_many(
+        self, symbols: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime
+    ) -> dict[str, FetchResult]:
+        """``fetch_bars`` of each symbol it knows; a symbol left out is one to fetch alone
+        (which names the error)."""
         ...

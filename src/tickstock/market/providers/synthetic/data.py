@@ -30,6 +30,7 @@ derived from the minutes equal the daily bar exactly.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,24 +121,39 @@ class Coarse:
 
 def coarse(seed: int, symbol: str, market: Market) -> Coarse:
     """The coarse draws of ``symbol``; cost ~0.2 ms whatever the calendar's length."""
-    blocks = market.blocks
-    rng = np.random.Generator(np.random.Philox(key=key(seed, symbol, "daily")))
-    ref_price = float(np.exp(rng.uniform(np.log(10.0), np.log(400.0))))
-    beta = float(rng.uniform(0.5, 1.5))
-    base_vol = float(rng.uniform(0.008, 0.02))
-    base_volume = float(np.exp(rng.normal(13.8, 1.0)))
-    drift = rng.normal(0.0, 0.0012, blocks)
-    vol = base_vol * np.exp(rng.normal(0.0, 0.35, blocks))
-    sums = rng.standard_normal(blocks) * vol * np.sqrt(BLOCK * _MOVE_VARIANCE)
-    walk = np.concatenate([[0.0], np.cumsum(sums + BLOCK * drift)])
-    walk += beta * market.cum[::BLOCK]
-    csum = np.concatenate([[0.0], np.cumsum(walk)])
-    idx = np.arange(1, len(walk) + 1)
+    return coarses(seed, [symbol], market)[0]
+
+
+def coarses(seed: int, symbols: Sequence[str], market: Market) -> list[Coarse]:
+    """``coarse`` of each symbol, the arithmetic done once for all of them."""
+    blocks, ns = market.blocks, len(symbols)
+    if not ns:
+        return []
+    consts = np.empty((ns, 4))
+    drift, vol, sums = (np.empty((ns, blocks)) for _ in range(3))
+    for i, symbol in enumerate(symbols):
+        rng = np.random.Generator(np.random.Philox(key=key(seed, symbol, "daily")))
+        consts[i, 0] = rng.uniform(np.log(10.0), np.log(400.0))
+        consts[i, 1] = rng.uniform(0.5, 1.5)
+        consts[i, 2] = rng.uniform(0.008, 0.02)
+        consts[i, 3] = rng.normal(13.8, 1.0)
+        drift[i] = rng.normal(0.0, 0.0012, blocks)
+        vol[i] = rng.normal(0.0, 0.35, blocks)
+        sums[i] = rng.standard_normal(blocks)
+    ref_price, beta, base_vol, base_volume = np.exp(consts[:, 0]), consts[:, 1], consts[:, 2], \
+        np.exp(consts[:, 3])
+    vol = base_vol[:, None] * np.exp(vol)
+    sums = sums * vol * np.sqrt(BLOCK * _MOVE_VARIANCE)
+    walk = np.concatenate([np.zeros((ns, 1)), np.cumsum(sums + BLOCK * drift, axis=1)], axis=1)
+    walk += beta[:, None] * market.cum[::BLOCK]
+    csum = np.concatenate([np.zeros((ns, 1)), np.cumsum(walk, axis=1)], axis=1)
+    idx = np.arange(1, walk.shape[1] + 1)
     lo = np.maximum(idx - _ANCHOR_BLOCKS, 0)
-    anchor = (csum[idx] - csum[lo]) / (idx - lo)
+    anchor = (csum[:, idx] - csum[:, lo]) / (idx - lo)
     ref = min(_REFERENCE_SESSION // BLOCK, blocks)
-    level = float(walk[ref] - _REVERSION * anchor[ref])
-    return Coarse(ref_price, beta, base_volume, drift, vol, sums, walk, anchor, level)
+    level = walk[:, ref] - _REVERSION * anchor[:, ref]
+    return [Coarse(float(ref_price[i]), float(beta[i]), float(base_volume[i]), drift[i], vol[i],
+                   sums[i], walk[i], anchor[i], float(level[i])) for i in range(ns)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,59 +174,81 @@ def daily_path(seed: int, symbol: str, market: Market, first: int, last: int, *,
     """Sessions ``first .. last - 1`` (calendar positions) of ``symbol``'s daily history, from
     the blocks that hold them: ~0.3 ms for one block (a daily top-up), ~8 ms for the whole
     calendar (the former whole-history generator: ~3.5 ms for any range)."""
+    return daily_paths(seed, [symbol], market, first, last,
+                       drawn=[c or coarse(seed, symbol, market)])[0]
+
+
+def daily_paths(seed: int, symbols: Sequence[str], market: Market, first: int, last: int, *,
+                drawn: Sequence[Coarse]) -> list[DailyPath]:
+    """``daily_path`` of each symbol (``drawn``: their coarse draws, in order), the arithmetic done once
+    for all of them (each symbol's values equal ``daily_path``'s): a one-session top-up of a
+    few hundred symbols costs their draws, not a few dozen array operations each."""
     last = max(min(last, market.sessions), first)
-    if first >= last:
+    if first >= last or not symbols:
         empty = np.empty(0)
-        return DailyPath(first, empty, empty, empty, empty, empty, empty)
-    c = c or coarse(seed, symbol, market)
+        return [DailyPath(first, empty, empty, empty, empty, empty, empty) for _ in symbols]
     k0, k1 = first // BLOCK, max(-(-last // BLOCK), first // BLOCK + 1)
-    nb = k1 - k0
-    bitgen = np.random.Philox(key=key(seed, symbol, "daily-block"),
-                              counter=[k0 * _DAILY_COUNTERS_PER_BLOCK, 0, 0, 0])
-    u = _uniforms(np.asarray(bitgen.random_raw(nb * BLOCK * _DAILY_DRAWS), dtype=np.uint64))
-    u = u.reshape(nb, BLOCK, _DAILY_DRAWS)
+    nb, ns = k1 - k0, len(symbols)
+    draws = nb * BLOCK * _DAILY_DRAWS
+    raw = np.empty((ns, draws), dtype=np.uint64)
+    for i, symbol in enumerate(symbols):
+        bitgen = np.random.Philox(key=key(seed, symbol, "daily-block"),
+                                  counter=[k0 * _DAILY_COUNTERS_PER_BLOCK, 0, 0, 0])
+        raw[i] = bitgen.random_raw(draws)
+    u = _uniforms(raw).reshape(ns, nb, BLOCK, _DAILY_DRAWS)
     z0, z1 = _normal_pair(u[..., 0], u[..., 1])
     z2, z3 = _normal_pair(u[..., 2], u[..., 3])
     z4, _ = _normal_pair(u[..., 4], u[..., 5])
-    vol = c.vol[k0:k1, None]
+    vol = np.stack([c.vol[k0:k1] for c in drawn])[:, :, None]
     gaps = np.where(u[..., 6] < _GAP_P, z1 * _GAP_SIZE * vol, 0.0)
     spikes = np.where(u[..., 7] < _SPIKE_P, 2.0 + 4.0 * u[..., 8], 1.0)
     overnight = gaps + _OVERNIGHT * vol * z2
-    log_close, prev_close = _log_closes(c, market, k0, k1, overnight + vol * z0)
+    log_close, prev_close = _log_closes(drawn, market, k0, k1, overnight + vol * z0)
     start = k0 * BLOCK
-    log_open = np.concatenate([[prev_close], log_close[:-1]]) + overnight.ravel()
+    log_open = np.concatenate([prev_close[:, None], log_close[:, :-1]], axis=1) \
+        + overnight.reshape(ns, -1)
     sl = slice(first - start, last - start)
-    vol_s = np.broadcast_to(vol, (nb, BLOCK)).ravel()[sl]
-    z3, z4, spikes = z3.ravel()[sl], z4.ravel()[sl], spikes.ravel()[sl]
-    o = np.round(np.exp(log_open[sl]), 2).clip(0.01)
-    cl = np.round(np.exp(log_close[sl]), 2).clip(0.01)
+    vol_s = np.broadcast_to(vol, (ns, nb, BLOCK)).reshape(ns, -1)[:, sl]
+    z3, z4 = z3.reshape(ns, -1)[:, sl], z4.reshape(ns, -1)[:, sl]
+    spikes = spikes.reshape(ns, -1)[:, sl]
+    o = np.round(np.exp(log_open[:, sl]), 2).clip(0.01)
+    cl = np.round(np.exp(log_close[:, sl]), 2).clip(0.01)
     top, bottom = np.maximum(o, cl), np.minimum(o, cl)
     h = np.maximum(np.round(top * np.exp(np.abs(z3) * vol_s * 0.6), 2), top)
     lo = np.minimum(np.round(bottom * np.exp(-np.abs(z4) * vol_s * 0.6), 2), bottom).clip(0.01)
     move = np.abs(np.log(cl / o)) / vol_s
-    volume = np.round(c.base_volume * np.exp(0.35 * z4 + 0.25 * move) * spikes / 100.0) * 100.0
-    return DailyPath(first, o, h, lo, cl, np.maximum(volume, 100.0), vol_s.copy())
+    base_volume = np.array([c.base_volume for c in drawn])[:, None]
+    volume = np.maximum(
+        np.round(base_volume * np.exp(0.35 * z4 + 0.25 * move) * spikes / 100.0) * 100.0, 100.0)
+    return [DailyPath(first, o[i], h[i], lo[i], cl[i], volume[i], vol_s[i].copy())
+            for i in range(ns)]
 
 
-def _log_closes(c: Coarse, market: Market, k0: int, k1: int, moves: F64) -> tuple[F64, float]:
-    """Log closes of every session of blocks ``k0 .. k1 - 1`` (``moves``: their idiosyncratic
-    moves, one row per block), and the log close before the first of them."""
+def _log_closes(drawn: Sequence[Coarse], market: Market, k0: int, k1: int, moves: F64
+                ) -> tuple[F64, F64]:
+    """Per symbol (``moves``: their idiosyncratic moves, shape (symbols, blocks, BLOCK)), log
+    closes of every session of blocks ``k0 .. k1 - 1`` and the log close before the first."""
     nb = k1 - k0
+    sums = np.stack([c.sums[k0:k1] for c in drawn])
+    walks = np.stack([c.walk for c in drawn])
+    anchors = np.stack([c.anchor for c in drawn])
+    drift = np.stack([c.drift[k0:k1] for c in drawn])
+    beta = np.array([c.beta for c in drawn])[:, None, None]
     # Bridge: the block's moves shifted evenly so they add up to its coarse sum.
-    moves = moves + ((c.sums[k0:k1] - moves.sum(axis=1)) / BLOCK)[:, None]
-    j = np.arange(1, BLOCK + 1, dtype=np.float64)[None, :] / BLOCK
+    moves = moves + ((sums - moves.sum(axis=2)) / BLOCK)[:, :, None]
+    j = np.arange(1, BLOCK + 1, dtype=np.float64)[None, None, :] / BLOCK
     t = np.arange(k0 * BLOCK, k1 * BLOCK)
-    market_part = c.beta * (market.cum[t + 1] - market.cum[k0 * BLOCK: k1 * BLOCK:BLOCK]
-                            .repeat(BLOCK)).reshape(nb, BLOCK)
-    walk = (c.walk[k0:k1, None] + np.cumsum(moves, axis=1) + c.drift[k0:k1, None] * BLOCK * j
+    market_part = beta * (market.cum[t + 1] - market.cum[k0 * BLOCK: k1 * BLOCK:BLOCK]
+                          .repeat(BLOCK)).reshape(1, nb, BLOCK)
+    walk = (walks[:, k0:k1, None] + np.cumsum(moves, axis=2) + drift[:, :, None] * BLOCK * j
             + market_part)
-    anchor = c.anchor[k0:k1, None] + j * (c.anchor[k0 + 1:k1 + 1] - c.anchor[k0:k1])[:, None]
-    pulled = (walk - _REVERSION * anchor).ravel()
-    before = c.walk[k0] - _REVERSION * c.anchor[k0]  # the pulled walk before block k0
+    anchor = anchors[:, k0:k1, None] + j * (anchors[:, k0 + 1:k1 + 1] - anchors[:, k0:k1])[:, :, None]
+    pulled = (walk - _REVERSION * anchor).reshape(len(drawn), -1)
+    before = walks[:, k0] - _REVERSION * anchors[:, k0]  # the pulled walk before block k0
     ref = min(_REFERENCE_SESSION // BLOCK, market.blocks) * BLOCK - 1
-    base = np.log(c.ref_price) - c.level
-    log_close: F64 = base + _TREND * (t - ref) + pulled
-    return log_close, float(base + _TREND * (k0 * BLOCK - 1 - ref) + before)
+    base = np.log(np.array([c.ref_price for c in drawn])) - np.array([c.level for c in drawn])
+    log_close: F64 = base[:, None] + _TREND * (t - ref) + pulled
+    return log_close, base + _TREND * (k0 * BLOCK - 1 - ref) + before
 
 
 @dataclass(frozen=True, eq=False)

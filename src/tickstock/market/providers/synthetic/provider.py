@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import numpy as np
@@ -21,10 +22,12 @@ from tickstock.market.providers.base import (
 )
 from tickstock.market.providers.synthetic.config import SyntheticConfig
 from tickstock.market.providers.synthetic.data import (
+    BLOCK,
     Coarse,
     DailyPath,
-    coarse,
+    coarses,
     daily_path,
+    daily_paths,
     market_factor,
     minute_block,
 )
@@ -42,6 +45,8 @@ CAPABILITIES = Capabilities(
 )
 _SYMBOL = re.compile(r"^[A-Z0-9.\-]{1,24}$")
 _CACHED_SYMBOLS = 4096  # coarse draws (~5 KB each) of recently asked symbols
+#: Symbol-sessions ``fetch_bars_many`` draws at once (12 draws of 8 bytes each: ~48 MB)
+_SESSIONS_PER_CALL = 500_000
 _SESSIONS_PER_CHUNK = 128  # bounds the memory of one minute block (128 x 390 x 8 arrays)
 
 
@@ -78,6 +83,30 @@ class SyntheticProvider:
             bars = derive(minutes, timeframe, self._calendar).between(lo, hi)
         return FetchResult(bars)
 
+    def fetch_bars_many(
+        self, symbols: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime
+    ) -> dict[str, FetchResult]:
+        """``fetch_bars`` of each known symbol (unknown ones are left out): daily bars drawn for
+        all of them at once (``data.daily_paths``), other timeframes one symbol at a time."""
+        known = [s for s in symbols if self._known(s)]
+        if timeframe is not Timeframe.DAY:
+            return {s: self.fetch_bars(s, timeframe, start, end) for s in known}
+        lo, hi = datetime_to_ns(start), datetime_to_ns(end)
+        a = int(np.searchsorted(self._days, lo, side="left"))
+        b = int(np.searchsorted(self._days, hi, side="left"))
+        days = self._days[a:b]
+        blocks = max(-(-b // BLOCK) - a // BLOCK, 1)
+        step = max(1, _SESSIONS_PER_CALL // (blocks * BLOCK))
+        out: dict[str, FetchResult] = {}
+        for i in range(0, len(known), step):
+            group = known[i:i + step]
+            paths = daily_paths(self._config.seed, group, self._market, a, b,
+                                drawn=self._coarses(group))
+            for symbol, path in zip(group, paths, strict=True):
+                out[symbol] = FetchResult(BarFrame(symbol, Timeframe.DAY, days, path.open,
+                                                   path.high, path.low, path.close, path.volume))
+        return out
+
     def symbols(self) -> list[SymbolInfo]:
         ref = self._config.reference
         names = sorted(self._config.known_symbols or ref)
@@ -99,22 +128,32 @@ class SyntheticProvider:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _check(self, symbol: str) -> None:
+    def _known(self, symbol: str) -> bool:
         known = self._config.known_symbols
-        if not _SYMBOL.match(symbol) or (known is not None and symbol not in known):
+        return bool(_SYMBOL.match(symbol)) and (known is None or symbol in known)
+
+    def _check(self, symbol: str) -> None:
+        if not self._known(symbol):
             raise NotFoundError(f"unknown symbol {symbol!r} in the synthetic market")
+
+    def _coarses(self, symbols: Sequence[str]) -> list[Coarse]:
+        """The coarse draws of ``symbols``: cached ones, the others drawn together and cached."""
+        missing = [s for s in symbols if s not in self._coarse]
+        for symbol, c in zip(missing, coarses(self._config.seed, missing, self._market),
+                             strict=True):
+            self._coarse[symbol] = c
+        found = []
+        for symbol in symbols:
+            self._coarse.move_to_end(symbol)
+            found.append(self._coarse[symbol])
+        while len(self._coarse) > _CACHED_SYMBOLS:
+            self._coarse.popitem(last=False)
+        return found
 
     def _path(self, symbol: str, first: int, last: int) -> DailyPath:
         """Sessions ``first .. last - 1`` (calendar positions) of the symbol's daily path."""
-        c = self._coarse.get(symbol)
-        if c is None:
-            c = coarse(self._config.seed, symbol, self._market)
-            self._coarse[symbol] = c
-            if len(self._coarse) > _CACHED_SYMBOLS:
-                self._coarse.popitem(last=False)
-        else:
-            self._coarse.move_to_end(symbol)
-        return daily_path(self._config.seed, symbol, self._market, first, last, c=c)
+        return daily_path(self._config.seed, symbol, self._market, first, last,
+                          c=self._coarses([symbol])[0])
 
     def _daily(self, symbol: str, lo: int, hi: int) -> BarFrame:
         a = int(np.searchsorted(self._days, lo, side="left"))

@@ -36,7 +36,7 @@ from tickstock.market.ingest import (
     complete_until,
     missing_ranges,
 )
-from tickstock.market.providers.base import Provider
+from tickstock.market.providers.base import BatchFetcher, Provider
 from tickstock.pipeline.daily.model import BatchOutcome, BatchWork
 from tickstock.store.bars import coverage, write_bars
 
@@ -86,28 +86,50 @@ class TopUpImporter:
                 end: datetime) -> dict[str, str]:
         with self.pool.connection() as conn:
             stored = coverage(conn, timeframe, symbols)
-        frames: list[BarFrame] = []
-        errors: dict[str, str] = {}
+        wanted: dict[tuple[datetime, datetime], list[str]] = {}
         for symbol in symbols:
             covered = stored.get(symbol)
-            try:
-                for lo, hi in missing_ranges(start, end, covered):
-                    if covered is not None and lo < covered.first:
-                        continue  # backfilling older history is a data load's job, not daily
+            for lo, hi in missing_ranges(start, end, covered):
+                if covered is not None and lo < covered.first:
+                    continue  # backfilling older history is a data load's job, not daily
+                wanted.setdefault((lo, hi), []).append(symbol)
+        frames: list[BarFrame] = []
+        errors: dict[str, str] = {}
+        for (lo, hi), group in wanted.items():
+            fetched = self._fetch_many(group, timeframe, lo, hi)
+            for symbol in group:
+                try:
                     # The loader's retry/back-off and session filter (private today; see the
                     # report of issue 6): only the batching differs from Loader.top_up.
-                    bars, _issues = self.loader._fetch_with_retry(symbol, timeframe, lo, hi)
+                    bars = fetched.pop(symbol, None)
+                    if bars is None:
+                        bars, _issues = self.loader._fetch_with_retry(symbol, timeframe, lo, hi)
                     if timeframe in INTRADAY:
                         bars = self.loader._regular_session(
                             bars, UnitResult(symbol, timeframe, ok=True))
                     if len(bars):
                         frames.append(bars)
-            except SYMBOL_ERRORS as exc:
-                errors[symbol] = f"{type(exc).__name__}: {exc}"[:2000]
+                except SYMBOL_ERRORS as exc:
+                    errors[symbol] = f"{type(exc).__name__}: {exc}"[:2000]
         if frames:
             with self.pool.connection() as conn:
                 write_bars(conn, frames, self.provider.capabilities.name)
         return errors
+
+    def _fetch_many(self, symbols: list[str], timeframe: Timeframe, start: datetime,
+                    end: datetime) -> dict[str, BarFrame]:
+        """The bars of every symbol a ``BatchFetcher`` provider serves in one go (empty when
+        it is not one, or the call fails: the symbols are then fetched one by one, each with
+        its own retries and error)."""
+        if not isinstance(self.provider, BatchFetcher) or len(symbols) < 2:
+            return {}
+        try:
+            got = self.provider.fetch_bars_many(symbols, timeframe, start, end)
+        except SYMBOL_ERRORS as exc:
+            log.info("fetching %d symbols at once failed, one by one instead: %s",
+                     len(symbols), exc)
+            return {}
+        return {symbol: result.bars for symbol, result in got.items()}
 
     def _derived(self, symbols: tuple[str, ...], timeframe: Timeframe, start: datetime,
                  end: datetime) -> dict[str, str]:
