@@ -90,8 +90,10 @@ def _pack(names: tuple[str, ...], analyses: list[BarAnalysis]) -> Packed:
 
 def _unpack(packed: Packed) -> list[BarAnalysis]:
     names, values, detections = packed
-    return [BarAnalysis({k: v for k, v in zip(names, row, strict=True) if isfinite(v)}, found)
-            for row, found in zip(values.tolist(), detections, strict=True)]
+    complete: list[bool] = np.isfinite(values).all(axis=1).tolist()  # most bars: every value
+    return [BarAnalysis(dict(zip(names, row, strict=True)) if whole else
+                        {k: v for k, v in zip(names, row, strict=True) if isfinite(v)}, found)
+            for row, whole, found in zip(values.tolist(), complete, detections, strict=True)]
 
 
 class ParallelLiveEngine:

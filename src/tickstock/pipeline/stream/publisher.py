@@ -24,7 +24,6 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from math import isfinite
 
 import orjson
 import redis
@@ -152,9 +151,13 @@ def bar_batches(bars: Sequence[BarEvent]) -> list[bytes]:
 
 def _batch(part: Sequence[BarEvent]) -> list[bytes]:
     first = part[0].bar
-    names: dict[str, None] = {}
-    for event in part:
-        names.update(dict.fromkeys(event.indicators))
+    columns: dict[str, list[float | None]] = {}
+    for i, event in enumerate(part):
+        for name, value in event.indicators.items():
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = [None] * len(part)
+            column[i] = value
     raw = orjson.dumps({
         "timeframe": first.timeframe.value,
         "ts": _TS.dump_python(_TS.validate_python(first.start), mode="json"),
@@ -164,8 +167,8 @@ def _batch(part: Sequence[BarEvent]) -> list[bytes]:
         "low": [e.bar.low for e in part], "close": [e.bar.close for e in part],
         "volume": [e.bar.volume for e in part], "vwap": [e.bar.vwap for e in part],
         "trades": [e.bar.trades for e in part],
-        "indicators": {name: [_finite(e.indicators.get(name)) for e in part] for name in names},
-    }, default=float)  # numpy float scalars
+        "indicators": columns,
+    }, default=float)  # numpy float scalars; orjson writes a non-finite float as null
     if len(raw) > _BATCH_BYTES and len(part) > 1:
         half = len(part) // 2
         return _batch(part[:half]) + _batch(part[half:])
@@ -174,10 +177,6 @@ def _batch(part: Sequence[BarEvent]) -> list[bytes]:
 
 #: A payload that fits in a message with the envelope around it (``encode_events`` checks).
 _BATCH_BYTES = MAX_MESSAGE_BYTES - 1024
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and isfinite(value) else None
 
 
 def is_transient(exc: BaseException) -> bool:
