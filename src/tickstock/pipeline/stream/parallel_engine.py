@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Generator, Sequence
 from math import isfinite
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -90,7 +90,7 @@ def _pack(names: tuple[str, ...], analyses: list[BarAnalysis]) -> Packed:
 
 def _unpack(packed: Packed) -> list[BarAnalysis]:
     names, values, detections = packed
-    complete: list[bool] = np.isfinite(values).all(axis=1).tolist()  # most bars: every value
+    complete = cast(list[bool], np.isfinite(values).all(axis=1).tolist())  # most: every value
     return [BarAnalysis(dict(zip(names, row, strict=True)) if whole else
                         {k: v for k, v in zip(names, row, strict=True) if isfinite(v)}, found)
             for row, whole, found in zip(values.tolist(), complete, detections, strict=True)]
