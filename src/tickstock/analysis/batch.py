@@ -30,6 +30,7 @@ from tickstock.analysis.patterns.detect import (
     candle_hits,
     detect_frame,
     pattern_set,
+    recent_candle_hits,
     take_scores,
 )
 from tickstock.analysis.plan import Plan, plan
@@ -116,11 +117,13 @@ def _chunk(
             for seg, first in zip(segments, firsts, strict=True)
         ]
     lengths = [len(b) - first for b, first in zip(histories, firsts, strict=True)]
-    hits = candle_hits(ps, segments, scratch)
     offsets = np.cumsum([0, *lengths], dtype=np.int64)
     frame = stack(ps, segments, lengths)
     reported = None
-    if starts is not None:
+    if starts is None:
+        hits = candle_hits(ps, segments, scratch)
+    else:
+        hits = recent_candle_hits(ps, frame, scratch)
         since = np.array(starts, dtype=np.int64) - np.array(firsts, dtype=np.int64)
         reported = frame.pos >= np.repeat(since, lengths)
     found, scores = detect_frame(ps, frame, hits, reported)

@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import talib
 
 from tickstock.analysis.bars import CLOSE, HIGH, LOW, FloatArray
 from tickstock.analysis.kernels.common import distance, safe_ratio, safe_ratio1
-from tickstock.analysis.kernels.talib_kernel import TalibCell
+from tickstock.analysis.kernels.talib_kernel import TalibCell, batch_function
 from tickstock.analysis.spec import Columns, Row
+
+_MAX, _MIN = batch_function("MAX"), batch_function("MIN")
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class ChannelKernel:
     distance: bool
 
     def batch(self, cols: Columns) -> tuple[FloatArray, ...]:
-        upper = talib.MAX(np.asarray(cols[HIGH], dtype=np.float64), self.period)
-        lower = talib.MIN(np.asarray(cols[LOW], dtype=np.float64), self.period)
+        upper = _MAX(np.asarray(cols[HIGH], dtype=np.float64), self.period)
+        lower = _MIN(np.asarray(cols[LOW], dtype=np.float64), self.period)
         if not self.distance:
             return upper, lower
         close = np.asarray(cols[CLOSE], dtype=np.float64)
@@ -77,7 +78,7 @@ class BandwidthKernel:
 
     def batch(self, cols: Columns) -> tuple[FloatArray, ...]:
         width = self.width(cols)
-        return width, talib.MIN(width, self.lookback), talib.MAX(width, self.lookback)
+        return width, _MIN(width, self.lookback), _MAX(width, self.lookback)
 
     def stream(self) -> BandwidthStream:
         return BandwidthStream(self)

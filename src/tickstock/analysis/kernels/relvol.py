@@ -18,16 +18,17 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import talib
 
 from tickstock.analysis.bars import SESSION, TS, VOLUME, FloatArray
 from tickstock.analysis.kernels.common import ratio_to_previous, safe_ratio1
-from tickstock.analysis.kernels.talib_kernel import TalibCell
+from tickstock.analysis.kernels.talib_kernel import TalibCell, batch_function
 from tickstock.analysis.spec import Columns, Row
+
+_SMA = batch_function("SMA")
 
 
 def _ratio_to_previous_average(volume: FloatArray, period: int) -> FloatArray:
-    return ratio_to_previous(volume, talib.SMA(volume, period))
+    return ratio_to_previous(volume, _SMA(volume, period))
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class RelativeVolumeStream:
         for idx in np.split(order, bounds) if order.shape[0] else []:
             slot = _Slot(self._period)
             slot.cell.warm_up([volume[idx]])
-            slot.average = float(talib.SMA(volume[idx], self._period)[-1])
+            slot.average = float(_SMA(volume[idx], self._period)[-1])
             self._slots[int(keys[idx[0]])] = slot
 
     def update(self, row: Row) -> tuple[float, ...]:

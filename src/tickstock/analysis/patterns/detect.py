@@ -51,6 +51,7 @@ class PatternSet:
         self.columns = tuple(
             dict.fromkeys((OPEN, HIGH, LOW, CLOSE, *(c for p in ordered for c in p.requires)))
         )
+        self.candle_lookbacks = np.array([p.warmup - 1 for p in self.candles], dtype=np.int64)
         #: Rows before a bar that its detections depend on: a candlestick's TA-Lib lookback
         #: (its ``warmup`` - 1), a detector's ``lag``, the bars a pattern's levels span.
         self.lookback = max(
@@ -91,6 +92,26 @@ def candle_hits(
         np.concatenate([fn(o, h, lo, c) for fn in ps.candle_functions], out=buf[at : at + count * n])
         at += count * n
     return CandleHits(*assemble.candle_scan(buf[:size], lengths, count))
+
+
+def recent_candle_hits(ps: PatternSet, frame: Frame, buffer: NDArray[np.int32] | None = None) -> CandleHits:
+    """``candle_hits`` of a frame of short segments (``batch.compute_recent``'s: a few new bars
+    each, after their lookback), each candlestick called once over the whole frame rather
+    than once per symbol. A row's output depends only on its function's lookback rows before
+    it, so it is the segment's own answer wherever it has that many rows of its segment before
+    it (``pos``); on the rows that have fewer it is zeroed, as a call on the segment alone
+    answers there."""
+    count, size = len(ps.candles), frame.pos.shape[0]
+    if not count or not size:
+        return CandleHits(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+    fits = buffer is not None and buffer.shape[0] >= count * size
+    buf = buffer if buffer is not None and fits else np.empty(count * size, np.int32)
+    out = buf[: count * size].reshape(count, size)
+    o, h, lo, c = (_f64(frame.cols, name) for name in candles.CANDLE_INPUTS)
+    for k, fn in enumerate(ps.candle_functions):
+        out[k] = fn(o, h, lo, c)
+    out[frame.pos[None, :] < ps.candle_lookbacks[:, None]] = 0
+    return CandleHits(*assemble.candle_scan(buf[: count * size], np.array([size], np.int64), count))
 
 
 def _f64(cols: Columns, name: str) -> FloatArray:
