@@ -98,19 +98,23 @@ class StandIn:
         path = request.url.path
         if path.startswith("/v2/aggs/ticker/"):
             return self._aggs(request)
+        if path.startswith("/v2/aggs/grouped/locale/us/market/stocks/"):
+            return self._grouped(path.rsplit("/", 1)[1])
         if path == "/v3/reference/tickers":
             return self._ok("/v3/reference/tickers", self._tickers(request))
         if path == "/v1/marketstatus/now":
             return self._ok("/v1/marketstatus/now", self.sample("marketstatus_now.json"))
-        if path == "/v3/reference/splits":
-            body = self.sample("reference_splits.json")
-            ticker = request.query_params.get("ticker")
-            body["results"] = [r for r in body["results"] if ticker in (None, r["ticker"])]
-            return self._ok("/v3/reference/splits", body)
-        if path == "/v3/reference/dividends":
-            body = {"status": "OK", "request_id": "standin", "results": []}
-            return self._ok("/v3/reference/dividends", body)
+        if path in ("/v3/reference/splits", "/v3/reference/dividends"):
+            return self._ok(path, self._actions(path, request.query_params.get("ticker")))
         return JSONResponse({"status": "NOT_FOUND", "request_id": "standin"}, status_code=404)
+
+    def _actions(self, path: str, ticker: str | None) -> Any:
+        """The real splits sample (of ``ticker``), no dividends."""
+        if path.endswith("dividends"):
+            return {"status": "OK", "request_id": "standin", "results": []}
+        body = self.sample("reference_splits.json")
+        body["results"] = [r for r in body["results"] if ticker in (None, r["ticker"])]
+        return body
 
     def _tickers(self, request: Request) -> Any:
         """The real sample as page 1; its ``next_url`` (api.massive.com) is pointed here and
@@ -144,6 +148,17 @@ class StandIn:
             query["cursor"] = str(offset + limit)
             body["next_url"] = f"{self.base_url}{request.url.path}?{urlencode(query)}"
         return self._ok(_AGGS, body)
+
+
+    def _grouped(self, day: str) -> JSONResponse:
+        """Every ticker's daily bar of ``day`` (a New York date), as the grouped endpoint."""
+        lo = _ms(day)
+        hi = lo + 86_400_000
+        results = [{"T": ticker, **bar} for (ticker, span), bars in sorted(self.bars.items())
+                   if span == "1/day" for bar in bars if lo <= bar["t"] < hi]
+        body = {"adjusted": True, "queryCount": len(results), "resultsCount": len(results),
+                "status": "OK", "request_id": f"standin-grouped-{day}", "results": results}
+        return self._ok("/v2/aggs/grouped/locale/us/market/stocks/{date}", body)
 
 
 def _ms(value: str, *, end: bool = False) -> int:

@@ -145,3 +145,27 @@ def test_reference_data_splits_status_and_sample_schema(
                      broken)
     assert len(standin.schema_errors) >= 1
     assert all("required" in e for e in standin.schema_errors)
+
+
+def test_many_symbols_of_a_few_sessions_in_one_request_a_session(
+    calendar: MarketCalendar, standin: StandIn
+) -> None:
+    """The daily top-up of a universe asks the grouped daily endpoint once a session (its
+    answer checked against the official schema) and gets each symbol's bars exactly as its own
+    aggregates request gives them; a symbol the market did not list is left out (fetched alone,
+    it is a 404), and a long range or an intraday timeframe leaves every symbol out."""
+    massive = provider(standin, calendar)
+    start, end = datetime(2017, 12, 4, tzinfo=UTC), datetime(2017, 12, 6, tzinfo=UTC)
+    many = massive.fetch_bars_many([*SYMBOLS, "ZZZZ"], Timeframe.DAY, start, end)
+    grouped = [p for p, _ in standin.requests if p.startswith("/v2/aggs/grouped/")]
+    assert len(grouped) == 2 and len(standin.requests) == 2  # Monday and Tuesday, nothing else
+    assert standin.schema_errors == []
+    assert sorted(many) == sorted(SYMBOLS)
+    for symbol in SYMBOLS:
+        alone = massive.fetch_bars(symbol, Timeframe.DAY, start, end).bars
+        got = many[symbol].bars
+        assert len(got) == 2
+        for column in ("ts", "open", "high", "low", "close", "volume", "vwap", "trades"):
+            assert list(getattr(got, column)) == list(getattr(alone, column)), (symbol, column)
+    assert massive.fetch_bars_many(list(SYMBOLS), Timeframe.DAY, START, END) == {}
+    assert massive.fetch_bars_many(list(SYMBOLS), Timeframe.HOUR, start, end) == {}

@@ -14,7 +14,8 @@ of the calling thread, and failures are mapped onto the error tree:
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import urllib3
@@ -49,6 +50,11 @@ CAPABILITIES = Capabilities(
     corporate_actions=True,
     market_status=True,
 )
+
+
+#: Sessions ``fetch_bars_many`` asks the grouped daily endpoint for (one request each): a
+#: longer range is cheaper per symbol (one paged request covers years).
+GROUPED_SESSIONS = 5
 
 
 class _StatusRecordingPool:
@@ -105,6 +111,34 @@ class MassiveProvider:
         frame, issues = validate(aggs_to_frame(symbol, timeframe, pages))
         return FetchResult(frame.between(lo, hi), tuple(issues),
                            requests=max(1, -(-len(pages) // self._config.page_limit)))
+
+    def fetch_bars_many(
+        self, symbols: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime
+    ) -> dict[str, FetchResult]:
+        """Daily bars of up to ``GROUPED_SESSIONS`` sessions for many symbols from the grouped
+        daily endpoint: one request a session for the whole market instead of one a symbol
+        (a nightly top-up of thousands of symbols in a few requests, whatever the plan's rate
+        limit). A symbol absent from every session's answer is left out (fetched alone, which
+        says whether it is unknown); other timeframes and longer ranges leave every symbol out."""
+        lo, hi = datetime_to_ns(start), datetime_to_ns(end)
+        if timeframe is not Timeframe.DAY or hi <= lo:
+            return {}
+        days = self._calendar.session_days(start.date(), (end - timedelta(microseconds=1)).date())
+        if not days or len(days) > GROUPED_SESSIONS:
+            return {}
+        found: dict[str, list[Any]] = {symbol: [] for symbol in symbols}
+        for day in days:
+            aggs = self._call(f"grouped daily bars of {day}", lambda d=day: list(
+                self._client.get_grouped_daily_aggs(d.isoformat(), adjusted=self._config.adjusted)))
+            for agg in aggs:
+                if agg.ticker in found:
+                    found[agg.ticker].append(agg)
+        out: dict[str, FetchResult] = {}
+        for symbol, aggs in found.items():
+            if aggs:
+                frame, issues = validate(aggs_to_frame(symbol, timeframe, aggs))
+                out[symbol] = FetchResult(frame.between(lo, hi), tuple(issues), requests=0)
+        return out
 
     def symbols(self) -> list[SymbolInfo]:
         tickers = self._call("reference tickers", lambda: list(self._client.list_tickers(
