@@ -153,7 +153,8 @@ def test_many_symbols_of_a_few_sessions_in_one_request_a_session(
     """The daily top-up of a universe asks the grouped daily endpoint once a session (its
     answer checked against the official schema) and gets each symbol's bars exactly as its own
     aggregates request gives them; a symbol the market did not list is left out (fetched alone,
-    it is a 404), and a long range or an intraday timeframe leaves every symbol out."""
+    it is a 404), the run's next batch reuses the answers, and a long range or an intraday
+    timeframe leaves every symbol out."""
     massive = provider(standin, calendar)
     start, end = datetime(2017, 12, 4, tzinfo=UTC), datetime(2017, 12, 6, tzinfo=UTC)
     many = massive.fetch_bars_many([*SYMBOLS, "ZZZZ"], Timeframe.DAY, start, end)
@@ -167,5 +168,9 @@ def test_many_symbols_of_a_few_sessions_in_one_request_a_session(
         assert len(got) == 2
         for column in ("ts", "open", "high", "low", "close", "volume", "vwap", "trades"):
             assert list(getattr(got, column)) == list(getattr(alone, column)), (symbol, column)
+    requests = len(standin.requests)
+    again = massive.fetch_bars_many(["IBM"], Timeframe.DAY, start, end)  # the run's next batch
+    assert len(standin.requests) == requests and list(again["IBM"].bars.close) == list(
+        many["IBM"].bars.close)
     assert massive.fetch_bars_many(list(SYMBOLS), Timeframe.DAY, START, END) == {}
     assert massive.fetch_bars_many(list(SYMBOLS), Timeframe.HOUR, start, end) == {}

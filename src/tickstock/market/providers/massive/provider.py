@@ -14,6 +14,7 @@ of the calling thread, and failures are mapped onto the error tree:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -55,6 +56,8 @@ CAPABILITIES = Capabilities(
 #: Sessions ``fetch_bars_many`` asks the grouped daily endpoint for (one request each): a
 #: longer range is cheaper per symbol (one paged request covers years).
 GROUPED_SESSIONS = 5
+#: Seconds a grouped daily answer is reused (the batches of one run, not the next evening's)
+GROUPED_KEEP_S = 600.0
 
 
 class _StatusRecordingPool:
@@ -93,6 +96,8 @@ class MassiveProvider:
         )
         self._pool = _StatusRecordingPool(self._client.client)
         self._client.client = self._pool
+        self._grouped: dict[date, tuple[float, dict[str, Any]]] = {}
+        self._grouped_lock = threading.Lock()
 
     @property
     def capabilities(self) -> Capabilities:
@@ -126,19 +131,31 @@ class MassiveProvider:
         days = self._calendar.session_days(start.date(), (end - timedelta(microseconds=1)).date())
         if not days or len(days) > GROUPED_SESSIONS:
             return {}
-        found: dict[str, list[Any]] = {symbol: [] for symbol in symbols}
-        for day in days:
-            aggs = self._call(f"grouped daily bars of {day}", lambda d=day: list(
-                self._client.get_grouped_daily_aggs(d.isoformat(), adjusted=self._config.adjusted)))
-            for agg in aggs:
-                if agg.ticker in found:
-                    found[agg.ticker].append(agg)
+        market = [self._grouped_day(day) for day in days]
         out: dict[str, FetchResult] = {}
-        for symbol, aggs in found.items():
+        for symbol in symbols:
+            aggs = [by_ticker[symbol] for by_ticker in market if symbol in by_ticker]
             if aggs:
                 frame, issues = validate(aggs_to_frame(symbol, timeframe, aggs))
                 out[symbol] = FetchResult(frame.between(lo, hi), tuple(issues), requests=0)
         return out
+
+    def _grouped_day(self, day: date) -> dict[str, Any]:
+        """The whole market's daily bars of ``day`` by ticker, kept ``GROUPED_KEEP_S`` seconds:
+        the batches of one daily run share one request a session."""
+        now = time.monotonic()
+        with self._grouped_lock:
+            kept = self._grouped.get(day)
+            if kept is not None and now - kept[0] < GROUPED_KEEP_S:
+                return kept[1]
+        aggs = self._call(f"grouped daily bars of {day}", lambda: list(
+            self._client.get_grouped_daily_aggs(day.isoformat(), adjusted=self._config.adjusted)))
+        by_ticker = {agg.ticker: agg for agg in aggs if agg.ticker}
+        with self._grouped_lock:
+            self._grouped[day] = (now, by_ticker)
+            for old in [d for d, (at, _) in self._grouped.items() if now - at >= GROUPED_KEEP_S]:
+                del self._grouped[old]
+        return by_ticker
 
     def symbols(self) -> list[SymbolInfo]:
         tickers = self._call("reference tickers", lambda: list(self._client.list_tickers(
