@@ -5,7 +5,9 @@
 Batch: ``batch.compute_many`` with ``DEFAULT_SPECS`` (every indicator, the 61 candlesticks and
 the signal patterns, confidence and levels) over the histories of ``../shared/data/daily``,
 loaded into memory first. Baseline, same run, same in-memory arrays: the bare TA-Lib calls the
-engine makes -- each TA-Lib-backed indicator's function with its parameters, the 61 ``CDL*``
+engine makes (the C functions' Cython bindings, without the pandas/polars adapter ``talib`` wraps
+them in, as the engine calls them) -- each TA-Lib-backed indicator's function with its
+parameters, the 61 ``CDL*``
 functions, and the TA-Lib parts of the self-written ones (``SMA`` of volume for relative volume,
 ``MAX``/``MIN`` for the 20-day channel, the 52-week range and the bandwidth extremes). What the
 engine adds on top -- VWAP, pivots, distances, pattern detection, scoring, result objects --
@@ -15,7 +17,8 @@ symbol is computed before the rounds: a process's first call loads the engine's 
 (``kernels.compiled``), a start-up cost rather than throughput.
 
 Where the excess goes (py-spy over six engine runs of the whole universe, after the compiled
-passes): the TA-Lib calls -- the C functions, TA-Lib's own Python wrapper and the call glue --
+passes, before the adapter was bypassed): the TA-Lib calls -- the C functions, TA-Lib's own
+Python wrapper and the call glue --
 are ~67% of the engine's CPU (the 61 candlestick functions alone ~49%), about what the baseline
 spends on the same calls (measured apart: keeping the outputs alive as the engine does costs
 nothing extra). The rest, each piece a few percent: merging the 1.2 M candlestick and 0.4 M
@@ -44,12 +47,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import talib
 
 from common import ROOT, SHARED_DATA, median, report
 from tickstock.analysis import DEFAULT_SPECS, Bars, batch, plan, registry
 from tickstock.analysis.incremental import Engine
 from tickstock.analysis.kernels.talib_kernel import TalibKernel
+from tickstock.analysis.kernels.talib_kernel import batch_function as bare
 
 sys.path.insert(0, str(ROOT))
 from tests.analysis.conftest import load_daily
@@ -66,19 +69,20 @@ def talib_calls() -> list[Call]:
     for spec in p.indicators:
         if isinstance(spec.kernel, TalibKernel):
             k = spec.kernel
-            calls.append((getattr(talib, k.function), k.inputs, dict(k.params)))
+            calls.append((bare(k.function), k.inputs, dict(k.params)))
+    sma, max_, min_ = bare("SMA"), bare("MAX"), bare("MIN")
     calls += [
-        (talib.SMA, ("volume",), {"timeperiod": 20}),  # rvol_20
-        (talib.MAX, ("high",), {"timeperiod": 20}),  # donchian_20
-        (talib.MIN, ("low",), {"timeperiod": 20}),
-        (talib.MAX, ("high",), {"timeperiod": 252}),  # hilo_252
-        (talib.MIN, ("low",), {"timeperiod": 252}),
-        (talib.MIN, ("width",), {"timeperiod": 120}),  # bbw_20_2_120
-        (talib.MAX, ("width",), {"timeperiod": 120}),
+        (sma, ("volume",), {"timeperiod": 20}),  # rvol_20
+        (max_, ("high",), {"timeperiod": 20}),  # donchian_20
+        (min_, ("low",), {"timeperiod": 20}),
+        (max_, ("high",), {"timeperiod": 252}),  # hilo_252
+        (min_, ("low",), {"timeperiod": 252}),
+        (min_, ("width",), {"timeperiod": 120}),  # bbw_20_2_120
+        (max_, ("width",), {"timeperiod": 120}),
     ]
     for pattern in p.patterns:
         if pattern.talib_function:
-            calls.append((getattr(talib, pattern.talib_function), ("open", "high", "low", "close"), {}))
+            calls.append((bare(pattern.talib_function), ("open", "high", "low", "close"), {}))
     return calls
 
 
