@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime
 from math import isfinite
+from operator import itemgetter
 
 import numpy as np
 
@@ -77,6 +78,19 @@ class AnalysisLiveEngine:
     def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
         # one detection pass over every symbol's newest bar: what makes a burst affordable
         return [_analysis(s) for s in self.engine.update_many([self._bar(b) for b in bars])]
+
+    def update_packed(self, bars: Sequence[LiveBar]
+                      ) -> tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]:
+        """``update_many`` as an analysis process answers it: the value columns' names, one
+        row of values a bar (non-finite where a value is not defined) and each bar's
+        detections -- no dict a bar, one array to pickle."""
+        names = self.engine.plan.columns
+        pick = itemgetter(*names) if len(names) > 1 else (lambda v: (v[names[0]],))
+        snaps = self.engine.update_many([self._bar(b) for b in bars])
+        values = np.array([pick(s.values) for s in snaps], dtype=np.float64)
+        return (names, values.reshape(len(snaps), len(names)),
+                [tuple(_detection(d) for d in s.detections) if s.detections else ()
+                 for s in snaps])
 
     def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]) -> Generator[list[BarAnalysis], None, None]:
         for chunk in chunks:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import multiprocessing as mp
 import zlib
 from collections.abc import Callable, Generator, Sequence
@@ -43,7 +42,6 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
 
     specs = None if spec_names is None else live_specs(spec_names)
     engine = AnalysisLiveEngine(SessionLookup(nyse()), specs)
-    names = engine.engine.plan.columns
     conn.send(("ready", None))
     while True:
         try:
@@ -54,7 +52,7 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
             return
         try:
             if operation == "update_many":
-                result: Any = _pack(names, engine.update_many([LiveBar(*t) for t in argument]))
+                result: Any = engine.update_packed([LiveBar(*t) for t in argument])
             elif operation == "warm_many":
                 result = [engine.warm([LiveBar(*t) for t in history]) for history in argument]
                 # the warmed state lives as long as the child: out of the cyclic collector's
@@ -79,13 +77,6 @@ Packed = tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]
 def _fields(bar: LiveBar) -> tuple[Any, ...]:
     return (bar.symbol, bar.timeframe, bar.start, bar.end, bar.open, bar.high, bar.low,
             bar.close, bar.volume, bar.vwap, bar.trades, bar.daily_trend)
-
-
-def _pack(names: tuple[str, ...], analyses: list[BarAnalysis]) -> Packed:
-    nan = math.nan
-    values = np.array([[a.values.get(n, nan) for n in names] for a in analyses],
-                      dtype=np.float64).reshape(len(analyses), len(names))
-    return names, values, [a.detections for a in analyses]
 
 
 def _unpack(packed: Packed) -> list[BarAnalysis]:
