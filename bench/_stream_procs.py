@@ -54,10 +54,10 @@ async def _provider(conn: Connection, played: list[Any]) -> None:
 def subscriber(conn: Connection, redis_url: str, stop: Any) -> None:
     """Follow the event stream as the web role's live push does (``tickstock.bus``); send
     ``(newest entry id, wall time)`` after every read, until ``stop`` (an Event) is set; then
-    ``("done", events received)``, each bar of a ``bar.live_batch`` counted as one event."""
+    ``("done", events received)``, each event of a batch counted."""
     from tickstock.bus.connection import connect
     from tickstock.bus.events import EventReader
-    from tickstock.contracts.events import BarLiveBatch
+    from tickstock.contracts.events import EventBatch
     from tickstock.core.clock import LiveClock
 
     client = connect(redis_url, name="bench-subscriber")
@@ -69,7 +69,7 @@ def subscriber(conn: Connection, redis_url: str, stop: Any) -> None:
         cursor, events = reader.read(cursor, block_ms=200, count=5000)
         if events:
             conn.send((cursor, time.time()))
-            received += sum(len(e.data.symbols) if isinstance(e.data, BarLiveBatch) else 1
+            received += sum(len(e.data.symbols) if isinstance(e.data, EventBatch) else 1
                             for _, e in events)
     conn.send(("done", received))
     client.close()

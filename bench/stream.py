@@ -223,7 +223,7 @@ def main() -> int:
     latencies = [1000 * s for s in result["latencies"]]
     per_bar = median(result["busy"]) / args.symbols
     print(f"symbols = {args.symbols}, bursts = {args.bursts}, events = {result['stats']['events']} "
-          f"published, {result['received']} received (a batch's bars each counted)")
+          f"published, {result['received']} received (a batch's events each counted)")
     print(f"burst_p50_ms = {median(latencies):.0f}")
     stages = result["stages"]
     print("processing per burst by stage (median ms): " + ", ".join(

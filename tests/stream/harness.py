@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from tickstock.bus.connection import connect
 from tickstock.bus.events import EventReader
 from tickstock.contracts.envelope import Envelope
-from tickstock.contracts.events import BarLive, BarLiveBatch
+from tickstock.contracts.events import EventBatch
 from tickstock.core.clock import LiveClock
 from tickstock.market.calendar import nyse
 from tickstock.market.providers.massive import MassiveConfig, MassiveProvider
@@ -56,19 +56,16 @@ class Subscriber:
         self._thread.join(5)
 
     def of(self, message_type: str) -> list[Any]:
-        """Payloads of ``message_type``; ``bar.live`` includes the bars of every batch."""
-        out = []
-        for e in self.events:
-            if e.type == message_type:
-                out.append(e.data)
-            elif message_type == BarLive.message_type and isinstance(e.data, BarLiveBatch):
-                out.extend(e.data.bars())
-        return out
+        """Payloads of ``message_type``, the events of batches included."""
+        return [d for d in self._singles() if d.message_type == message_type]
 
     def count(self) -> int:
-        """Events received, a batch's bars each counted (as the stream's stats count them)."""
-        return sum(len(e.data.symbols) if isinstance(e.data, BarLiveBatch) else 1
-                   for e in self.events)
+        """Events received, a batch's events each counted (as the stream's stats count them)."""
+        return len(self._singles())
+
+    def _singles(self) -> list[Any]:
+        return [d for e in self.events
+                for d in (e.data.split() if isinstance(e.data, EventBatch) else [e.data])]
 
 
 @contextmanager

@@ -21,23 +21,35 @@ from tickstock.contracts.events import (
     Event,
     IndicatorAlert,
     PatternDetected,
+    PatternDetectedBatch,
 )
 from tickstock.core.clock import FrozenClock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
 from tickstock.pipeline.stream.bars import BarEvent, LiveBar
-from tickstock.pipeline.stream.publisher import BATCH_BARS, BusEventSink, encode_events
+from tickstock.pipeline.stream.publisher import (
+    BATCH_BARS,
+    BATCH_DETECTIONS,
+    BusEventSink,
+    encode_events,
+)
 
 TS = datetime(2024, 3, 1, 15, 30, tzinfo=UTC)
 # a producer clock in another zone: the envelope time is written in UTC either way
 NOW = datetime(2024, 3, 1, 10, 31, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
 
 
+def _detection(symbol: str = "AAPL", *, ts: datetime = TS, pattern: str = "cdl_hammer",
+               strength: float | None = 1.0e-7, agrees: bool | None = None) -> PatternDetected:
+    return PatternDetected(symbol=symbol, timeframe=Timeframe.MIN5, ts=ts, pattern=pattern,
+                           direction="bullish", confidence=0.75, strength=strength,
+                           price=181.25, levels={"stop": 180.5} if strength else {},
+                           daily_agrees=agrees, source="live")
+
+
 def _events() -> list[Event]:
+    """Events the sink sends one to an entry."""
     return [
-        PatternDetected(symbol="AAPL", timeframe=Timeframe.MIN5, ts=TS, pattern="cdl_hammer",
-                        direction="bullish", confidence=0.75, strength=1.0e-7, price=181.25,
-                        levels={"stop": 180.5}, source="live"),
         IndicatorAlert(symbol="BRK.B", timeframe=Timeframe.MIN1, ts=TS, indicator="rsi_14",
                        value=71.5, condition="cross_above", threshold=70.0,
                        message='rsi_14 crossed above 70 — "quoted"'),
@@ -80,10 +92,11 @@ def test_sink_appends_every_event_in_order_and_mirrors_it(redis_url: str) -> Non
     # pub/sub channels span Redis's logical databases: other sessions publish there too
     source = f"stream-test-{new_id()}"
     sink = BusEventSink(client, source=source, clock=FrozenClock(NOW))
-    assert sink.publish(events) == len(events)
+    assert sink.publish([*events, _detection()]) == len(events) + 1
     entries = client.xrange(names.EVENTS_STREAM)
     stored = [Envelope.decode(fields[names.ENVELOPE_FIELD.encode()]) for _, fields in entries]
-    assert [e.data for e in stored] == events
+    assert [e.data for e in stored[:-1]] == events
+    assert stored[-1].data.split() == [_detection()]  # type: ignore[attr-defined]
     mirrored = []
     while len(mirrored) < len(stored) and (message := pubsub.get_message(timeout=2.0)):
         envelope = Envelope.decode(message["data"])
@@ -173,7 +186,7 @@ def _bar_event(symbol: str, tf: Timeframe, minute: int, final: bool = True) -> B
 
 
 def test_bars_are_batched_by_timeframe_start_and_final_where_their_group_began() -> None:
-    alert = _events()[1]
+    alert = _events()[0]
     minutes = [_bar_event(f"S{i}", Timeframe.MIN1, 0) for i in range(BATCH_BARS + 10)]
     fives = [_bar_event(f"S{i}", Timeframe.MIN5, 0) for i in range(3)]
     forming = [_bar_event("S1", Timeframe.MIN5, 0, final=False)]
@@ -200,3 +213,22 @@ def test_a_batch_over_the_message_bound_is_halved() -> None:
     assert len(raws) > 1 and all(len(r) <= MAX_MESSAGE_BYTES for r in raws)
     split = [bar for raw in raws for bar in Envelope.decode(raw).data.bars()]  # type: ignore[attr-defined]
     assert split == [e.model() for e in group]
+
+
+def test_detections_are_batched_by_timeframe_start_and_source_as_their_model_writes_them() -> None:
+    later = TS + timedelta(minutes=5)
+    first = [_detection(f"S{i}", pattern=p, strength=None if i % 2 else 2.5, agrees=i % 3 == 0)
+             for i in range(BATCH_DETECTIONS + 3) for p in ("cdl_hammer",)]
+    second = [_detection("BRK.B", ts=later, pattern="cdl_engulfing")]
+    alert = _events()[0]
+    raws = encode_events([alert, *first[:2], *second, *first[2:]], source="stream-test", ts=NOW)
+    decoded = [Envelope.decode(raw).data for raw in raws]
+    assert [type(d).__name__ for d in decoded] == [
+        "IndicatorAlert", "PatternDetectedBatch", "PatternDetectedBatch", "PatternDetectedBatch"]
+    assert [len(d.symbols) for d in decoded[1:]] == [BATCH_DETECTIONS, 3, 1]  # type: ignore[attr-defined]
+    assert [x for d in decoded[1:] for x in d.split()] == [*first, *second]  # type: ignore[attr-defined]
+    # the fast encoding is the model's own JSON
+    batch = decoded[3]
+    assert isinstance(batch, PatternDetectedBatch)
+    fast, slow = encode_events([*second, batch], source="stream-test", ts=NOW)
+    assert fast.replace(b'.0","type"', b'.1","type"') == slow

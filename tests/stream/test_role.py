@@ -19,7 +19,8 @@ import pytest
 import redis
 from massive import WebSocketClient
 
-from tickstock.contracts import names
+from tickstock.contracts import decode, names
+from tickstock.contracts.events import EventBatch
 from tickstock.ops.roles.stream import demo_feed
 from tickstock.ops.settings import load_settings
 
@@ -77,8 +78,13 @@ def test_replay_and_stream_processes(db_dsn: str, redis_url: str, tmp_path: Path
 
         # caught up: the health settles on "running" (it may be "degraded" while behind)
         _wait(lambda: beats() == [("stream", "running")], 30, "a running stream heartbeat")
+        def events() -> int:  # a batch counted as the events it stands for
+            entries = client.xrange(names.EVENTS_STREAM)
+            return sum(len(d.symbols) if isinstance(d, EventBatch) else 1 for d in (
+                decode(fields[names.ENVELOPE_FIELD.encode()]).data for _, fields in entries))
+
         # events are published after the bars are stored: wait for the last ones
-        _wait(lambda: client.xlen(names.EVENTS_STREAM) > 390 * len(SYMBOLS), 30, "events")
+        _wait(lambda: events() > 390 * len(SYMBOLS), 30, "events")
         stream.send_signal(signal.SIGTERM)
         assert stream.wait(30) == 0, (tmp_path / "stream.log").read_text()
         assert list(client.scan_iter(match=names.HEARTBEAT_PATTERN)) == []

@@ -14,7 +14,12 @@ import websockets
 from tickstock.bus.events import EventPublisher
 from tickstock.contracts import Envelope
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import BarLiveBatch, PatternDetected
+from tickstock.contracts.events import (
+    BarLiveBatch,
+    Direction,
+    PatternDetected,
+    PatternDetectedBatch,
+)
 from tickstock.web.config import WebDeps
 from tickstock.web.live import Client, LiveHub, to_live_messages
 from tickstock.web.live_filters import Matcher, Subscribe
@@ -221,5 +226,34 @@ def test_a_bar_batch_reaches_browsers_as_the_per_symbol_bars_their_filters_match
         assert await again.nothing_more(0.5)
         await again.ws.close()
         await one.ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_detection_batch_reaches_browsers_as_the_detections_their_filters_match(
+        server: Server, web_deps: WebDeps) -> None:
+    cookie = _cookie(server)
+    bus = EventPublisher(web_deps.redis, source="stream-test")
+    batch = PatternDetectedBatch(
+        timeframe=Timeframe.MIN5, ts=T0, source="live", symbols=("AAPL", "MSFT", "AAPL"),
+        pattern=("cdl_hammer", "cdl_engulfing", "cdl_engulfing"),
+        direction=(Direction.BULLISH, Direction.BEARISH, Direction.BEARISH),
+        confidence=(0.95, 0.5, 0.99), strength=(1.0, None, 2.0), price=(10.0, 20.0, 10.0),
+        levels=({"stop": 9.5}, {}, {}), daily_agrees=(True, None, False))
+
+    async def scenario() -> None:
+        bearish, confident = Browser(server, cookie), Browser(server, cookie)
+        await bearish.open({"topics": ["pattern"], "filters": {"direction": "bearish"}})
+        await confident.open({"topics": ["pattern"],
+                              "filters": {"symbols": ["AAPL"], "min_confidence": 0.9}})
+        bus.publish(batch)
+        got_bearish, got_confident = await bearish.events(2), await confident.events(2)
+        singles = [d.model_dump(mode="json") for d in batch.detections()]
+        assert [(m["type"], m["data"]) for m in got_bearish] == [
+            ("pattern.detected", singles[1]), ("pattern.detected", singles[2])]
+        assert [m["data"] for m in got_confident] == [singles[0], singles[2]]
+        for b in (bearish, confident):
+            assert await b.nothing_more(0.5)
+            await b.ws.close()
 
     asyncio.run(scenario())

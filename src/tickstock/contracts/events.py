@@ -307,22 +307,44 @@ class BarLive(Event):
 Price = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class BarLiveBatch(Event):
+class EventBatch(Event):
+    """Base of the events that stand for many events of one type, as columns: entry ``i`` of
+    ``symbols`` and of every other column is the ``i``-th event (the fields the events share
+    are given once). The stream role publishes a minute boundary's bars and detections so;
+    ``split`` gives back the single events (the web role's live push sends browsers those).
+    """
+
+    symbols: tuple[Symbol, ...] = Field(min_length=1)
+
+    #: Columns beside ``symbols`` (each as long as it).
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _columns_match_symbols(self) -> EventBatch:
+        n = len(self.symbols)
+        for name in self.columns:
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} symbols")
+        return self
+
+    def split(self) -> list[Event]:
+        """The single events, in order."""
+        raise NotImplementedError
+
+
+class BarLiveBatch(EventBatch):
     """Live bars of many symbols with one timeframe, start time and ``final``: what the stream
     role publishes at a minute boundary instead of thousands of ``bar.live`` events.
-
-    Columns, one entry per symbol (``symbols[i]``'s bar is entry ``i`` of every column);
     ``indicators`` has a column per indicator name, ``null`` where that bar has no value.
-    ``bars()`` splits it into the ``bar.live`` events it stands for (the web role's live push
-    does: browsers receive per-symbol ``bar.live``).
     """
 
     message_type: ClassVar[str] = "bar.live_batch"
+    columns: ClassVar[tuple[str, ...]] = ("open", "high", "low", "close", "volume", "vwap",
+                                          "trades")
 
     timeframe: Timeframe
     ts: UtcDatetime = Field(description="Start time of every bar of the batch.")
     final: bool = False
-    symbols: tuple[Symbol, ...] = Field(min_length=1)
     open: tuple[Price, ...]
     high: tuple[Price, ...]
     low: tuple[Price, ...]
@@ -333,14 +355,15 @@ class BarLiveBatch(Event):
     indicators: dict[str, tuple[Price | None, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _columns_match_symbols(self) -> BarLiveBatch:
-        n = len(self.symbols)
-        columns = {name: getattr(self, name) for name in _BATCH_COLUMNS}
-        columns.update({f"indicators.{k}": v for k, v in self.indicators.items()})
-        for name, column in columns.items():
-            if len(column) != n:
-                raise ValueError(f"{name} has {len(column)} entries for {n} symbols")
+    def _indicators_match_symbols(self) -> BarLiveBatch:
+        for name, column in self.indicators.items():
+            if len(column) != len(self.symbols):
+                raise ValueError(f"indicators.{name} has {len(column)} entries for "
+                                 f"{len(self.symbols)} symbols")
         return self
+
+    def split(self) -> list[Event]:
+        return list(self.bars())
 
     def bars(self) -> list[BarLive]:
         """The ``bar.live`` event of each symbol, in order (values without ``null``s)."""
@@ -358,7 +381,40 @@ class BarLiveBatch(Event):
         ]
 
 
-_BATCH_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "trades")
+class PatternDetectedBatch(EventBatch):
+    """Patterns detected on bars of many symbols with one timeframe and start time: what the
+    stream role publishes at a minute boundary instead of a ``pattern.detected`` each (a
+    symbol may appear once per pattern)."""
+
+    message_type: ClassVar[str] = "pattern.detected_batch"
+    columns: ClassVar[tuple[str, ...]] = ("pattern", "direction", "confidence", "strength",
+                                          "price", "levels", "daily_agrees")
+
+    timeframe: Timeframe
+    ts: UtcDatetime = Field(description="Start time of the bars the patterns complete on.")
+    source: Literal["batch", "live"] = "batch"
+    pattern: tuple[Annotated[str, Field(min_length=1, max_length=128)], ...]
+    direction: tuple[Direction, ...]
+    confidence: tuple[Annotated[float, Field(ge=0.0, le=1.0)], ...]
+    strength: tuple[float | None, ...]
+    price: tuple[float | None, ...]
+    levels: tuple[dict[str, float], ...]
+    daily_agrees: tuple[bool | None, ...]
+
+    def split(self) -> list[Event]:
+        return list(self.detections())
+
+    def detections(self) -> list[PatternDetected]:
+        """The ``pattern.detected`` event of each entry, in order."""
+        return [
+            PatternDetected.model_construct(
+                symbol=s, timeframe=self.timeframe, ts=self.ts, pattern=p, direction=d,
+                confidence=c, strength=st, price=pr, levels=lv, daily_agrees=da,
+                source=self.source)
+            for s, p, d, c, st, pr, lv, da in zip(
+                self.symbols, self.pattern, self.direction, self.confidence, self.strength,
+                self.price, self.levels, self.daily_agrees, strict=True)
+        ]
 
 
 # -- services and commands --------------------------------------------------------------------
@@ -401,6 +457,6 @@ EVENTS: tuple[type[Event], ...] = (
     JobSubmitted, JobStarted, JobProgress, JobSymbolDone, JobCompleted, JobFailed, JobCancelled,
     RunStarted, RunProgress, RunCompleted, RunFailed, RunCancelled,
     RunPhaseStarted, RunPhaseProgress, RunPhaseCompleted, RunPhaseFailed,
-    ScheduleChanged, PatternDetected, IndicatorAlert, BarLive, BarLiveBatch,
+    ScheduleChanged, PatternDetected, PatternDetectedBatch, IndicatorAlert, BarLive, BarLiveBatch,
     ServiceError, CommandAccepted, CommandRejected,
 )

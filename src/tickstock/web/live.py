@@ -3,9 +3,10 @@
 Flow: a thread XREADs ``names.EVENTS_STREAM`` (blocking, so no polling of Redis in a loop with
 sleeps) and hands each batch to the event loop, where ``LiveHub._dispatch`` offers every event
 to every client whose subscription matches. Each event is serialised once, whatever the number
-of clients. A ``bar.live_batch`` (the stream role's bars of a minute boundary, many symbols to an
-entry) is split here into one ``bar.live`` per bar: browsers and their filters only ever see
-per-symbol bars.
+of clients. A batch (``bar.live_batch``, ``pattern.detected_batch``: the stream role's bars
+and detections of a minute boundary, many symbols to an entry) is split here into the single
+events it stands for: browsers and their filters only ever see per-symbol ``bar.live`` and
+``pattern.detected``.
 
 Slow browsers: each client has a bounded queue (``WebConfig.ws_queue_size``). When it is full
 the hub drops what is queued for that client — the oldest events — and queues one ``resync``
@@ -33,7 +34,7 @@ from typing import Any
 import redis
 
 from tickstock.contracts import decode, names
-from tickstock.contracts.events import BarLive, BarLiveBatch
+from tickstock.contracts.events import EventBatch
 from tickstock.core.errors import ContractError
 from tickstock.web.config import WebDeps
 from tickstock.web.live_filters import Matcher, stream_id_key
@@ -63,14 +64,15 @@ class LiveMessage:
 
 
 def to_live_messages(entry_id: str, raw: bytes | str) -> list[LiveMessage]:
-    """A stream entry as what browsers receive: one LiveMessage, or for a ``bar.live_batch``
-    one ``bar.live`` message per bar (so every filter and page sees per-symbol bars); each
-    carries the entry's id. ContractError when the envelope is invalid."""
+    """A stream entry as what browsers receive: one LiveMessage, or for a batch
+    (``bar.live_batch``, ``pattern.detected_batch``) one message per event it stands for (so
+    every filter and page sees per-symbol events); each carries the entry's id. ContractError
+    when the envelope is invalid."""
     env = decode(raw)
     ms, seq = stream_id_key(entry_id)
-    if isinstance(env.data, BarLiveBatch):
+    if isinstance(env.data, EventBatch):
         parts: list[tuple[str, dict[str, Any]]] = [
-            (BarLive.message_type, bar.model_dump(mode="json")) for bar in env.data.bars()]
+            (e.message_type, e.model_dump(mode="json")) for e in env.data.split()]
     else:
         parts = [(env.type, env.data.model_dump(mode="json"))]
     ts, epoch = env.ts.isoformat(), env.ts.timestamp()

@@ -6,10 +6,11 @@ time through one small Lua script (one command per chunk: redis-py's per-command
 what a pipeline of thousands of XADDs spends its time on) — the same stream, the same entry
 field (one envelope per entry), the same cap and mirror as the bus.
 
-Bars travel many to an event: a burst's bars of one timeframe and start time go out as
-``bar.live_batch`` events of up to ``BATCH_BARS`` symbols each (a few dozen entries instead of
-thousands, for Redis and for every reader of the stream to handle); the web role splits them
-into the per-symbol ``bar.live`` events browsers receive.
+Bars and detections travel many to an event: a burst's bars of one timeframe and start time
+go out as ``bar.live_batch`` events of up to ``BATCH_BARS`` symbols each, its detections as
+``pattern.detected_batch`` events (a few dozen entries instead of thousands, for Redis and for
+every reader of the stream to handle); the web role splits them into the single events
+browsers receive.
 
 Encoding is the other cost of a burst: ``Envelope.create(...).encode()`` validates a new model
 and draws a UUID for every event. ``encode_events`` writes the same wire format
@@ -22,8 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 import redis
@@ -32,9 +34,9 @@ from pydantic import TypeAdapter
 from tickstock.bus.connection import TRANSIENT_ERRORS
 from tickstock.bus.events import EVENTS_MAXLEN
 from tickstock.contracts import names
-from tickstock.contracts.common import Timeframe, UtcDatetime
+from tickstock.contracts.common import UtcDatetime
 from tickstock.contracts.envelope import CONTRACT_VERSION, MAX_MESSAGE_BYTES
-from tickstock.contracts.events import BarLiveBatch, Event
+from tickstock.contracts.events import BarLiveBatch, Event, PatternDetected, PatternDetectedBatch
 from tickstock.core.clock import Clock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
@@ -86,8 +88,8 @@ def encode_events(events: Sequence[Event | BarEvent], *, source: str, ts: dateti
     """``Envelope.create(e, source=source, ts=ts).encode()`` for each of ``events`` (ids aside),
     without building an envelope model per event; ContractError names an oversized one.
 
-    The ``BarEvent``s become ``bar.live_batch`` events (``bar_batches``), each where the first
-    bar of its group was among ``events``.
+    The ``BarEvent``s become ``bar.live_batch`` events and the ``PatternDetected``s
+    ``pattern.detected_batch`` events (``_payloads``).
     """
     batch = new_id()
     head = f'{{"v":{CONTRACT_VERSION},"id":"{batch}.'.encode()
@@ -111,17 +113,19 @@ def encode_events(events: Sequence[Event | BarEvent], *, source: str, ts: dateti
 #: Bars of one ``bar.live_batch`` at most: about 110 kB with the live indicator set, well under
 #: the message bound (a batch over it is halved).
 BATCH_BARS = 250
-_BATCH_TYPE = BarLiveBatch.message_type
-_Group = tuple[Timeframe, datetime, bool]
+#: Detections of one ``pattern.detected_batch`` at most (about 150 bytes each).
+BATCH_DETECTIONS = 500
+_Batched = BarEvent | PatternDetected
 
 
 def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
-    """(message type, payload JSON) of ``events``, the bar events grouped into batches."""
-    slots: list[Event | _Group] = []
-    groups: dict[_Group, list[BarEvent]] = {}
+    """(message type, payload JSON) of ``events``; the bar events and the detections grouped
+    into batches (by ``_group``), each group's where its first event was."""
+    slots: list[Event | tuple[object, ...]] = []
+    groups: dict[tuple[object, ...], list[_Batched]] = {}
     for event in events:
-        if isinstance(event, BarEvent):
-            key = (event.bar.timeframe, event.bar.start, event.final)
+        if isinstance(event, BarEvent | PatternDetected):
+            key = _group(event)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = []
@@ -132,24 +136,45 @@ def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     for slot in slots:
         if isinstance(slot, tuple):
-            out.extend((_BATCH_TYPE, raw) for raw in bar_batches(groups[slot]))
+            group = groups[slot]
+            if isinstance(group[0], BarEvent):
+                out.extend((BarLiveBatch.message_type, raw)
+                           for raw in _batches(group, BATCH_BARS, _bar_batch))
+            else:
+                out.extend((PatternDetectedBatch.message_type, raw)
+                           for raw in _batches(group, BATCH_DETECTIONS, _detection_batch))
         else:
             out.append((slot.message_type, slot.__pydantic_serializer__.to_json(slot)))
     return out
 
 
-def bar_batches(bars: Sequence[BarEvent]) -> list[bytes]:
-    """The ``bar.live_batch`` payloads (JSON) of ``bars`` — one timeframe, start time and
-    ``final`` — ``BATCH_BARS`` at a time, each as its model serialises it: the same fields in
-    the same order, floats by orjson (shortest round trip, like pydantic-core), a non-finite
-    indicator value as ``null`` (no value)."""
+def _group(event: _Batched) -> tuple[object, ...]:
+    """What the events of one batch share."""
+    if isinstance(event, BarEvent):
+        return ("bar", event.bar.timeframe, event.bar.start, event.final)
+    return ("pattern", event.timeframe, event.ts, event.source)
+
+
+def _batches(events: Sequence[Any], size: int, encode: Callable[[Sequence[Any]], bytes]
+             ) -> list[bytes]:
+    """``encode`` of ``events`` ``size`` at a time, a part over the message bound halved."""
     out: list[bytes] = []
-    for i in range(0, len(bars), BATCH_BARS):
-        out.extend(_batch(bars[i:i + BATCH_BARS]))
+    parts = [events[i:i + size] for i in range(0, len(events), size)]
+    while parts:
+        part = parts.pop(0)
+        raw = encode(part)
+        if len(raw) > _BATCH_BYTES and len(part) > 1:
+            half = len(part) // 2
+            parts[:0] = [part[:half], part[half:]]
+        else:
+            out.append(raw)
     return out
 
 
-def _batch(part: Sequence[BarEvent]) -> list[bytes]:
+def _bar_batch(part: Sequence[BarEvent]) -> bytes:
+    """The ``bar.live_batch`` payload of ``part`` (one timeframe, start time and ``final``) as
+    its model serialises it: the same fields in the same order, floats by orjson (shortest
+    round trip, like pydantic-core), a non-finite indicator value as ``null`` (no value)."""
     first = part[0].bar
     columns: dict[str, list[float | None]] = {}
     for i, event in enumerate(part):
@@ -158,21 +183,36 @@ def _batch(part: Sequence[BarEvent]) -> list[bytes]:
             if column is None:
                 column = columns[name] = [None] * len(part)
             column[i] = value
-    raw = orjson.dumps({
+    return orjson.dumps({
+        "symbols": [e.bar.symbol for e in part],
         "timeframe": first.timeframe.value,
         "ts": _TS.dump_python(_TS.validate_python(first.start), mode="json"),
         "final": part[0].final,
-        "symbols": [e.bar.symbol for e in part],
         "open": [e.bar.open for e in part], "high": [e.bar.high for e in part],
         "low": [e.bar.low for e in part], "close": [e.bar.close for e in part],
         "volume": [e.bar.volume for e in part], "vwap": [e.bar.vwap for e in part],
         "trades": [e.bar.trades for e in part],
         "indicators": columns,
     }, default=float)  # numpy float scalars; orjson writes a non-finite float as null
-    if len(raw) > _BATCH_BYTES and len(part) > 1:
-        half = len(part) // 2
-        return _batch(part[:half]) + _batch(part[half:])
-    return [raw]
+
+
+def _detection_batch(part: Sequence[PatternDetected]) -> bytes:
+    """The ``pattern.detected_batch`` payload of ``part`` (one timeframe, start time and
+    source), written as its model serialises it (the same rules as ``_bar_batch``)."""
+    first = part[0]
+    return orjson.dumps({
+        "symbols": [d.symbol for d in part],
+        "timeframe": first.timeframe.value,
+        "ts": _TS.dump_python(first.ts, mode="json"),
+        "source": first.source,
+        "pattern": [d.pattern for d in part],
+        "direction": [d.direction.value for d in part],
+        "confidence": [d.confidence for d in part],
+        "strength": [d.strength for d in part],
+        "price": [d.price for d in part],
+        "levels": [d.levels for d in part],
+        "daily_agrees": [d.daily_agrees for d in part],
+    }, default=float)
 
 
 #: A payload that fits in a message with the envelope around it (``encode_events`` checks).
