@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from tickstock.contracts.common import Timeframe
 from tickstock.market.bars import INTRADAY_MINUTES
@@ -21,6 +22,8 @@ from tickstock.pipeline.stream.bars import LiveBar
 from tickstock.pipeline.stream.sessions import SessionLookup
 
 DERIVED: tuple[Timeframe, ...] = (Timeframe.MIN5, Timeframe.MIN15, Timeframe.HOUR)
+_BUCKETS_KEPT = 4096  # (minute, timeframe) buckets remembered: a few days of minutes
+_start = attrgetter("start")
 
 
 def bucket(session: Session, minute: datetime, timeframe: Timeframe) -> tuple[datetime, datetime]:
@@ -48,6 +51,7 @@ class Rollup:
         self.sessions = sessions
         self.timeframes = timeframes
         self._forming: dict[tuple[str, Timeframe], _Forming] = {}
+        self._buckets: dict[tuple[datetime, Timeframe], tuple[datetime, datetime]] = {}
 
     def add(self, minute: LiveBar) -> list[LiveBar]:
         """Add a closed minute bar; return the derived bars it closes (oldest first).
@@ -57,22 +61,24 @@ class Rollup:
         session = self.sessions.session_of(minute.start)
         if session is None:
             return []
+        # runs for every minute of a burst: locals, and one close list only when one closes
         closed: list[LiveBar] = []
+        forming, symbol, start = self._forming, minute.symbol, minute.start
         for tf in self.timeframes:
-            key = (minute.symbol, tf)
-            current = self._forming.get(key)
-            if current is not None and minute.start >= current.bar.end:
-                closed.append(self._close(key, current))
+            key = (symbol, tf)
+            current = forming.get(key)
+            if current is not None and start >= current.bar.end:
+                closed.append(current.bar)
                 current = None
             if current is None:
-                start, end = bucket(session, minute.start, tf)
-                current = self._open(minute, tf, start, end)
-                self._forming[key] = current
+                current = forming[key] = self._open(minute, tf, *self._bucket(session, start, tf))
             else:
                 _extend(current, minute)
             if minute.end >= current.bar.end:
-                closed.append(self._close(key, current))
-        closed.sort(key=lambda b: b.start)
+                closed.append(current.bar)
+                del forming[key]
+        if len(closed) > 1:
+            closed.sort(key=_start)
         return closed
 
     def forming(self, symbol: str, timeframe: Timeframe) -> LiveBar | None:
@@ -86,6 +92,17 @@ class Rollup:
         due = [(k, f) for k, f in self._forming.items()
                if f.bar.end <= before and k[0] not in skip]
         return [self._close(k, f) for k, f in sorted(due, key=lambda kf: kf[1].bar.start)]
+
+    def _bucket(self, session: Session, start: datetime, tf: Timeframe) -> tuple[datetime, datetime]:
+        """``bucket``, remembered by minute and timeframe (a burst opens thousands of buckets
+        at one minute)."""
+        key = (start, tf)
+        hit = self._buckets.get(key)
+        if hit is None:
+            if len(self._buckets) >= _BUCKETS_KEPT:
+                self._buckets.clear()
+            hit = self._buckets[key] = bucket(session, start, tf)
+        return hit
 
     def _open(self, minute: LiveBar, tf: Timeframe, start: datetime, end: datetime) -> _Forming:
         bar = LiveBar(minute.symbol, tf, start, end, minute.open, minute.high, minute.low,
@@ -106,8 +123,10 @@ def _extend(current: _Forming, minute: LiveBar) -> None:
     bar.volume += minute.volume
     if bar.trades is not None or minute.trades is not None:
         bar.trades = (bar.trades or 0) + (minute.trades or 0)
-    current.pv_known = current.pv_known and minute.vwap is not None
-    current.pv += (minute.vwap or 0.0) * minute.volume
+    if minute.vwap is None:
+        current.pv_known = False
+    else:
+        current.pv += minute.vwap * minute.volume
     if current.pv_known and bar.volume > 0:
         bar.vwap = current.pv / bar.volume
     elif not current.pv_known or math.isclose(bar.volume, 0.0):
