@@ -94,12 +94,12 @@ def test_full_run_equals_engine_and_a_bad_symbol_fails_alone(
 
 
 def test_top_up_run_continues_the_stored_results(harness: Harness, shared_data: Path) -> None:
-    """A run over history up to Friday 2017-12-01, then the evening of Wednesday the 6th: the
-    second run reads tails (from the watermarks), and what it stores for Mon-Wed equals the
-    engine's batch computation over the whole stored history -- windowed values and detections
-    exactly, the EMAs and OBV continued from their stored values to rounding, the other
-    recursive indicators (RSI, ATR, ADX, MACD) within 1e-6 of their value, confidences within 1e-8 --
-    while every earlier value stays as it was."""
+    """A run over history up to Friday 2017-12-01, then the evenings of Monday the 4th and
+    Wednesday the 6th: those runs read tails (from the watermarks), and what they store for
+    Mon-Wed equals the engine's batch computation over the whole stored history -- windowed
+    values and detections exactly, the EMAs and OBV continued from their stored values to
+    rounding, the other recursive indicators (RSI, ATR, ADX, MACD) within 1e-6 of their value,
+    confidences within 1e-8 -- while every earlier value stays as it was."""
     symbols = real_symbols(shared_data, 6)
     seed_universe(harness.dsn, "real6", symbols)
     harness.clock.set(LAST_DAY - timedelta(days=5))
@@ -109,11 +109,13 @@ def test_top_up_run_continues_the_stored_results(harness: Harness, shared_data: 
     assert harness.wait_run(first.data.run_id or "").status == "completed"
     before = {s: harness.stored_values(s) for s in symbols}
 
-    harness.clock.set(LAST_DAY)
-    second = harness.answer(harness.send(TriggerDailyProcessing(universes=("real6",))))
-    assert isinstance(second.data, CommandAccepted), second.data
-    run = harness.wait_run(second.data.run_id or "")
-    assert run.status == "completed" and str(run.session_date) == "2017-12-06"
+    for evening, session in ((LAST_DAY - timedelta(days=2), "2017-12-04"),  # one new bar
+                             (LAST_DAY, "2017-12-06")):  # two
+        harness.clock.set(evening)
+        answer = harness.answer(harness.send(TriggerDailyProcessing(universes=("real6",))))
+        assert isinstance(answer.data, CommandAccepted), answer.data
+        run = harness.wait_run(answer.data.run_id or "")
+        assert run.status == "completed" and str(run.session_date) == session
 
     columns = {c for spec in DEFAULT_INDICATORS for c in spec.columns}
     for symbol in symbols:

@@ -28,6 +28,7 @@ Patterns are computed on the new bars only (``batch.compute_recent``), their con
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -178,12 +179,18 @@ def _continue(result: Result, start: int, stored: dict[str, float],
     by ``decay`` a bar after it."""
     if start < 1:
         return
-    new = np.arange(1, len(result.bars.ts) - start + 1, dtype=np.float64)
+    new = len(result.bars.ts) - start
     for name, rate in decay.items():
-        values = result.values.get(name)
-        if values is None or name not in stored or np.isnan(values[start - 1]):
+        values, have = result.values.get(name), stored.get(name)
+        if values is None or have is None:
             continue
-        values[start:] -= (values[start - 1] - stored[name]) * rate ** new
+        difference = float(values[start - 1]) - have
+        if math.isnan(difference):
+            continue
+        if new == 1:  # the daily case: one new bar
+            values[start] -= difference * rate
+        else:
+            values[start:] -= difference * rate ** np.arange(1, new + 1, dtype=np.float64)
 
 
 def _compute(histories: list[tuple[Bars, int]], specs: tuple[Spec, ...],

@@ -18,7 +18,6 @@ Thin adapter until ``tickstock.store.analysis`` offers multi-symbol reads and bu
 from __future__ import annotations
 
 import io
-import json
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -197,7 +197,7 @@ def write_detections(conn: psycopg.Connection[Any], rows: Iterable[dict[str, Any
 
 
 def _json(value: dict[str, float]) -> str:
-    return json.dumps(value, separators=(",", ":")).replace("\\", "\\\\")
+    return orjson.dumps(value).decode().replace("\\", "\\\\")
 
 
 def _upsert(conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], *,
