@@ -20,14 +20,17 @@ from tickstock.contracts.events import (
     BarLiveBatch,
     Event,
     IndicatorAlert,
+    IndicatorAlertBatch,
     PatternDetected,
     PatternDetectedBatch,
+    ServiceError,
 )
 from tickstock.core.clock import FrozenClock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
 from tickstock.pipeline.stream.bars import BarEvent, LiveBar
 from tickstock.pipeline.stream.publisher import (
+    BATCH_ALERTS,
     BATCH_BARS,
     BATCH_DETECTIONS,
     BusEventSink,
@@ -47,12 +50,17 @@ def _detection(symbol: str = "AAPL", *, ts: datetime = TS, pattern: str = "cdl_h
                            daily_agrees=agrees, source="live")
 
 
+def _alert(symbol: str = "BRK.B", *, ts: datetime = TS, threshold: float | None = 70.0,
+           message: str | None = 'rsi_14 crossed above 70 — "quoted"') -> IndicatorAlert:
+    return IndicatorAlert(symbol=symbol, timeframe=Timeframe.MIN1, ts=ts, indicator="rsi_14",
+                          value=71.5, condition="cross_above", threshold=threshold,
+                          message=message)
+
+
 def _events() -> list[Event]:
     """Events the sink sends one to an entry."""
     return [
-        IndicatorAlert(symbol="BRK.B", timeframe=Timeframe.MIN1, ts=TS, indicator="rsi_14",
-                       value=71.5, condition="cross_above", threshold=70.0,
-                       message='rsi_14 crossed above 70 — "quoted"'),
+        ServiceError(role="stream", instance="stream-1", error='redis slow — "quoted"'),
         BarLive(symbol="MSFT", timeframe=Timeframe.MIN1, ts=TS, open=1.0, high=2.5, low=0.5,
                 close=2.0, volume=1.5e9, vwap=None, trades=12, final=True,
                 indicators={"rsi_14": 55.125, "macd_12_26_9.hist": -3.0e-5}),
@@ -195,8 +203,8 @@ def test_bars_are_batched_by_timeframe_start_and_final_where_their_group_began()
     decoded = [Envelope.decode(raw).data
                for raw in encode_events(events, source="stream-test", ts=NOW)]
     assert [type(d).__name__ for d in decoded] == [
-        "IndicatorAlert", "BarLiveBatch", "BarLiveBatch", "BarLiveBatch", "BarLiveBatch",
-        "IndicatorAlert"]
+        "ServiceError", "BarLiveBatch", "BarLiveBatch", "BarLiveBatch", "BarLiveBatch",
+        "ServiceError"]
     batches = [d for d in decoded if isinstance(d, BarLiveBatch)]
     assert [(b.timeframe, len(b.symbols), b.final) for b in batches] == [
         (Timeframe.MIN1, BATCH_BARS, True), (Timeframe.MIN1, 10, True),
@@ -224,11 +232,28 @@ def test_detections_are_batched_by_timeframe_start_and_source_as_their_model_wri
     raws = encode_events([alert, *first[:2], *second, *first[2:]], source="stream-test", ts=NOW)
     decoded = [Envelope.decode(raw).data for raw in raws]
     assert [type(d).__name__ for d in decoded] == [
-        "IndicatorAlert", "PatternDetectedBatch", "PatternDetectedBatch", "PatternDetectedBatch"]
+        "ServiceError", "PatternDetectedBatch", "PatternDetectedBatch", "PatternDetectedBatch"]
     assert [len(d.symbols) for d in decoded[1:]] == [BATCH_DETECTIONS, 3, 1]  # type: ignore[attr-defined]
     assert [x for d in decoded[1:] for x in d.split()] == [*first, *second]  # type: ignore[attr-defined]
     # the fast encoding is the model's own JSON
     batch = decoded[3]
     assert isinstance(batch, PatternDetectedBatch)
+    fast, slow = encode_events([*second, batch], source="stream-test", ts=NOW)
+    assert fast.replace(b'.0","type"', b'.1","type"') == slow
+
+
+def test_alerts_are_batched_by_timeframe_and_start_as_their_model_writes_them() -> None:
+    later = TS + timedelta(minutes=1)
+    first = [_alert(f"S{i}", threshold=None if i % 2 else 70.0, message=None if i % 3 else "m")
+             for i in range(BATCH_ALERTS + 2)]
+    second = [_alert("AAPL", ts=later)]
+    raws = encode_events([*first[:1], *second, *first[1:]], source="stream-test", ts=NOW)
+    decoded = [Envelope.decode(raw).data for raw in raws]
+    assert [(type(d).__name__, len(d.symbols)) for d in decoded] == [  # type: ignore[attr-defined]
+        ("IndicatorAlertBatch", BATCH_ALERTS), ("IndicatorAlertBatch", 2),
+        ("IndicatorAlertBatch", 1)]
+    assert [x for d in decoded for x in d.split()] == [*first, *second]  # type: ignore[attr-defined]
+    batch = decoded[2]
+    assert isinstance(batch, IndicatorAlertBatch)
     fast, slow = encode_events([*second, batch], source="stream-test", ts=NOW)
     assert fast.replace(b'.0","type"', b'.1","type"') == slow

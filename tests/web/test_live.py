@@ -17,6 +17,7 @@ from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import (
     BarLiveBatch,
     Direction,
+    IndicatorAlertBatch,
     PatternDetected,
     PatternDetectedBatch,
 )
@@ -255,5 +256,29 @@ def test_a_detection_batch_reaches_browsers_as_the_detections_their_filters_matc
         for b in (bearish, confident):
             assert await b.nothing_more(0.5)
             await b.ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_alert_batch_reaches_a_browser_as_the_alerts_of_its_symbols(
+        server: Server, web_deps: WebDeps) -> None:
+    cookie = _cookie(server)
+    bus = EventPublisher(web_deps.redis, source="stream-test")
+    batch = IndicatorAlertBatch(
+        timeframe=Timeframe.MIN1, ts=T0, symbols=("AAPL", "MSFT", "AAPL"),
+        indicator=("rsi_14", "rsi_14", "volume"), value=(71.0, 29.0, 5.0e6),
+        condition=("cross_above", "cross_below", "surge"), threshold=(70.0, 30.0, 1.0e6),
+        message=("up", "down", None))
+
+    async def scenario() -> None:
+        aapl = Browser(server, cookie)
+        await aapl.open({"topics": ["indicator"], "filters": {"symbols": ["AAPL"]}})
+        bus.publish(batch)
+        got = await aapl.events(2)
+        singles = [a.model_dump(mode="json") for a in batch.alerts()]
+        assert [(m["type"], m["data"]) for m in got] == [
+            ("indicator.alert", singles[0]), ("indicator.alert", singles[2])]
+        assert await aapl.nothing_more(0.5)
+        await aapl.ws.close()
 
     asyncio.run(scenario())

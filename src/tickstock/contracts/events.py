@@ -417,6 +417,36 @@ class PatternDetectedBatch(EventBatch):
         ]
 
 
+class IndicatorAlertBatch(EventBatch):
+    """Alerts raised by bars of many symbols with one timeframe and start time: what the
+    stream role publishes at a minute boundary instead of an ``indicator.alert`` each."""
+
+    message_type: ClassVar[str] = "indicator.alert_batch"
+    columns: ClassVar[tuple[str, ...]] = ("indicator", "value", "condition", "threshold",
+                                          "message")
+
+    timeframe: Timeframe
+    ts: UtcDatetime = Field(description="Start time of the bars that raised the alerts.")
+    indicator: tuple[Annotated[str, Field(min_length=1, max_length=128)], ...]
+    value: tuple[float, ...]
+    condition: tuple[Annotated[str, Field(min_length=1, max_length=256)], ...]
+    threshold: tuple[float | None, ...]
+    message: tuple[Text | None, ...]
+
+    def split(self) -> list[Event]:
+        return list(self.alerts())
+
+    def alerts(self) -> list[IndicatorAlert]:
+        """The ``indicator.alert`` event of each entry, in order."""
+        return [
+            IndicatorAlert.model_construct(
+                symbol=s, timeframe=self.timeframe, ts=self.ts, indicator=i, value=v,
+                condition=c, threshold=t, message=m)
+            for s, i, v, c, t, m in zip(self.symbols, self.indicator, self.value,
+                                        self.condition, self.threshold, self.message, strict=True)
+        ]
+
+
 # -- services and commands --------------------------------------------------------------------
 class ServiceError(Event):
     """A role hit an error an operator should see."""
@@ -457,6 +487,7 @@ EVENTS: tuple[type[Event], ...] = (
     JobSubmitted, JobStarted, JobProgress, JobSymbolDone, JobCompleted, JobFailed, JobCancelled,
     RunStarted, RunProgress, RunCompleted, RunFailed, RunCancelled,
     RunPhaseStarted, RunPhaseProgress, RunPhaseCompleted, RunPhaseFailed,
-    ScheduleChanged, PatternDetected, PatternDetectedBatch, IndicatorAlert, BarLive, BarLiveBatch,
+    ScheduleChanged, PatternDetected, PatternDetectedBatch, IndicatorAlert, IndicatorAlertBatch,
+    BarLive, BarLiveBatch,
     ServiceError, CommandAccepted, CommandRejected,
 )

@@ -3,10 +3,10 @@
 Flow: a thread XREADs ``names.EVENTS_STREAM`` (blocking, so no polling of Redis in a loop with
 sleeps) and hands each batch to the event loop, where ``LiveHub._dispatch`` offers every event
 to every client whose subscription matches. Each event is serialised once, whatever the number
-of clients. A batch (``bar.live_batch``, ``pattern.detected_batch``: the stream role's bars
-and detections of a minute boundary, many symbols to an entry) is split here into the single
-events it stands for: browsers and their filters only ever see per-symbol ``bar.live`` and
-``pattern.detected``.
+of clients. A batch (``bar.live_batch``, ``pattern.detected_batch``, ``indicator.alert_batch``:
+the stream role's bars, detections and alerts of a minute boundary, many symbols to an entry)
+is split here into the single events it stands for: browsers and their filters only ever see
+per-symbol ``bar.live``, ``pattern.detected`` and ``indicator.alert``.
 
 Slow browsers: each client has a bounded queue (``WebConfig.ws_queue_size``). When it is full
 the hub drops what is queued for that client — the oldest events — and queues one ``resync``
@@ -65,7 +65,7 @@ class LiveMessage:
 
 def to_live_messages(entry_id: str, raw: bytes | str) -> list[LiveMessage]:
     """A stream entry as what browsers receive: one LiveMessage, or for a batch
-    (``bar.live_batch``, ``pattern.detected_batch``) one message per event it stands for (so
+    (``contracts.events.EventBatch``) one message per event it stands for (so
     every filter and page sees per-symbol events); each carries the entry's id. ContractError
     when the envelope is invalid."""
     env = decode(raw)

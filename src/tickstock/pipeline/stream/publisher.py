@@ -6,11 +6,11 @@ time through one small Lua script (one command per chunk: redis-py's per-command
 what a pipeline of thousands of XADDs spends its time on) — the same stream, the same entry
 field (one envelope per entry), the same cap and mirror as the bus.
 
-Bars and detections travel many to an event: a burst's bars of one timeframe and start time
-go out as ``bar.live_batch`` events of up to ``BATCH_BARS`` symbols each, its detections as
-``pattern.detected_batch`` events (a few dozen entries instead of thousands, for Redis and for
-every reader of the stream to handle); the web role splits them into the single events
-browsers receive.
+Bars, detections and alerts travel many to an event: a burst's bars of one timeframe and
+start time go out as ``bar.live_batch`` events of up to ``BATCH_BARS`` symbols each, its
+detections and alerts as ``pattern.detected_batch`` and ``indicator.alert_batch`` events (a
+few dozen entries instead of thousands, for Redis and for every reader of the stream to
+handle); the web role splits them into the single events browsers receive.
 
 Encoding is the other cost of a burst: ``Envelope.create(...).encode()`` validates a new model
 and draws a UUID for every event. ``encode_events`` writes the same wire format
@@ -36,7 +36,14 @@ from tickstock.bus.events import EVENTS_MAXLEN
 from tickstock.contracts import names
 from tickstock.contracts.common import UtcDatetime
 from tickstock.contracts.envelope import CONTRACT_VERSION, MAX_MESSAGE_BYTES
-from tickstock.contracts.events import BarLiveBatch, Event, PatternDetected, PatternDetectedBatch
+from tickstock.contracts.events import (
+    BarLiveBatch,
+    Event,
+    IndicatorAlert,
+    IndicatorAlertBatch,
+    PatternDetected,
+    PatternDetectedBatch,
+)
 from tickstock.core.clock import Clock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
@@ -88,8 +95,8 @@ def encode_events(events: Sequence[Event | BarEvent], *, source: str, ts: dateti
     """``Envelope.create(e, source=source, ts=ts).encode()`` for each of ``events`` (ids aside),
     without building an envelope model per event; ContractError names an oversized one.
 
-    The ``BarEvent``s become ``bar.live_batch`` events and the ``PatternDetected``s
-    ``pattern.detected_batch`` events (``_payloads``).
+    The ``BarEvent``s, ``PatternDetected``s and ``IndicatorAlert``s become batch events
+    (``_payloads``).
     """
     batch = new_id()
     head = f'{{"v":{CONTRACT_VERSION},"id":"{batch}.'.encode()
@@ -113,9 +120,11 @@ def encode_events(events: Sequence[Event | BarEvent], *, source: str, ts: dateti
 #: Bars of one ``bar.live_batch`` at most: about 110 kB with the live indicator set, well under
 #: the message bound (a batch over it is halved).
 BATCH_BARS = 250
-#: Detections of one ``pattern.detected_batch`` at most (about 150 bytes each).
+#: Detections of one ``pattern.detected_batch`` (about 150 bytes each), alerts of one
+#: ``indicator.alert_batch`` (about 130), at most.
 BATCH_DETECTIONS = 500
-_Batched = BarEvent | PatternDetected
+BATCH_ALERTS = 500
+_Batched = BarEvent | PatternDetected | IndicatorAlert
 
 
 def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
@@ -124,7 +133,7 @@ def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
     slots: list[Event | tuple[object, ...]] = []
     groups: dict[tuple[object, ...], list[_Batched]] = {}
     for event in events:
-        if isinstance(event, BarEvent | PatternDetected):
+        if isinstance(event, BarEvent | PatternDetected | IndicatorAlert):
             key = _group(event)
             group = groups.get(key)
             if group is None:
@@ -140,9 +149,12 @@ def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
             if isinstance(group[0], BarEvent):
                 out.extend((BarLiveBatch.message_type, raw)
                            for raw in _batches(group, BATCH_BARS, _bar_batch))
-            else:
+            elif isinstance(group[0], PatternDetected):
                 out.extend((PatternDetectedBatch.message_type, raw)
                            for raw in _batches(group, BATCH_DETECTIONS, _detection_batch))
+            else:
+                out.extend((IndicatorAlertBatch.message_type, raw)
+                           for raw in _batches(group, BATCH_ALERTS, _alert_batch))
         else:
             out.append((slot.message_type, slot.__pydantic_serializer__.to_json(slot)))
     return out
@@ -152,7 +164,9 @@ def _group(event: _Batched) -> tuple[object, ...]:
     """What the events of one batch share."""
     if isinstance(event, BarEvent):
         return ("bar", event.bar.timeframe, event.bar.start, event.final)
-    return ("pattern", event.timeframe, event.ts, event.source)
+    if isinstance(event, PatternDetected):
+        return ("pattern", event.timeframe, event.ts, event.source)
+    return ("alert", event.timeframe, event.ts)
 
 
 def _batches(events: Sequence[Any], size: int, encode: Callable[[Sequence[Any]], bytes]
@@ -212,6 +226,22 @@ def _detection_batch(part: Sequence[PatternDetected]) -> bytes:
         "price": [d.price for d in part],
         "levels": [d.levels for d in part],
         "daily_agrees": [d.daily_agrees for d in part],
+    }, default=float)
+
+
+def _alert_batch(part: Sequence[IndicatorAlert]) -> bytes:
+    """The ``indicator.alert_batch`` payload of ``part`` (one timeframe and start time),
+    written as its model serialises it (the same rules as ``_bar_batch``)."""
+    first = part[0]
+    return orjson.dumps({
+        "symbols": [a.symbol for a in part],
+        "timeframe": first.timeframe.value,
+        "ts": _TS.dump_python(first.ts, mode="json"),
+        "indicator": [a.indicator for a in part],
+        "value": [a.value for a in part],
+        "condition": [a.condition for a in part],
+        "threshold": [a.threshold for a in part],
+        "message": [a.message for a in part],
     }, default=float)
 
 
