@@ -128,12 +128,12 @@ _Batched = BarEvent | PatternDetected | IndicatorAlert
 
 
 def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
-    """(message type, payload JSON) of ``events``; the bar events and the detections grouped
-    into batches (by ``_group``), each group's where its first event was."""
+    """(message type, payload JSON) of ``events``; bars, detections and alerts grouped into
+    batches (by ``_group``), each group's where its first event was."""
     slots: list[Event | tuple[object, ...]] = []
     groups: dict[tuple[object, ...], list[_Batched]] = {}
     for event in events:
-        if isinstance(event, BarEvent | PatternDetected | IndicatorAlert):
+        if isinstance(event, _Batched):
             key = _group(event)
             group = groups.get(key)
             if group is None:
