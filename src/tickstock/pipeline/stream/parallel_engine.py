@@ -16,7 +16,6 @@ publish nothing for half the market while reporting itself healthy).
 from __future__ import annotations
 
 import contextlib
-import gc
 import multiprocessing as mp
 import zlib
 from collections.abc import Callable, Generator, Sequence
@@ -38,6 +37,7 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
     """A child: answer ``(operation, argument)`` requests until ``stop`` or the pipe closes."""
     from tickstock.market.calendar import nyse
     from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine, live_specs
+    from tickstock.pipeline.stream.collector import settle_live_state
     from tickstock.pipeline.stream.sessions import SessionLookup
 
     specs = None if spec_names is None else live_specs(spec_names)
@@ -57,8 +57,7 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
                 result = [engine.warm([LiveBar(*t) for t in history]) for history in argument]
                 # the warmed state lives as long as the child: out of the cyclic collector's
                 # sight, as the role does with its own (``warmup``, step 5)
-                gc.collect()
-                gc.freeze()
+                settle_live_state()
             elif operation == "peek":
                 result = engine.peek(LiveBar(*argument))
             else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from tickstock.core.timeutil import NEW_YORK
 from tickstock.market.calendar import MarketCalendar, Session
 from tickstock.market.providers.base import Provider
 from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.collector import release_live_state
 from tickstock.pipeline.stream.engine import BarAnalysis, EngineLost
 from tickstock.pipeline.stream.feed import Backoff, ProviderFeed
 from tickstock.pipeline.stream.metrics import Health
@@ -139,7 +139,7 @@ class StreamService:
             self.stats.stopped = True
             self._report_health()
             self._work.shutdown(wait=True)
-            gc.unfreeze()  # the warm-up froze the live state (``warmup``, step 5): it is done
+            release_live_state()  # the warm-up froze the live state (``warmup``, step 5)
             self._io.shutdown(wait=False, cancel_futures=True)
         if self._fatal is not None:
             raise self._fatal

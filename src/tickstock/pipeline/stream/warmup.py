@@ -18,12 +18,11 @@ arrive meanwhile queue up instead of becoming gaps that REST must fill):
    windows, alert records) out of the cyclic garbage collector's sight (``gc.freeze``). They
    live as long as the process, and a full collection walking them took 0.4 s for 2,000
    symbols in the middle of a minute burst; frozen objects are still freed by reference
-   counting when dropped.
+   counting when dropped. Then raise the collector's thresholds (``collector``).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from collections.abc import Sequence
 from tickstock.contracts.common import Timeframe
 from tickstock.market.bars import INTRADAY_MINUTES
 from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.collector import settle_live_state
 from tickstock.pipeline.stream.processor import LiveProcessor
 from tickstock.pipeline.stream.repair import GapTracker
 from tickstock.pipeline.stream.rollup import bucket
@@ -67,8 +67,7 @@ def apply_history(processor: LiveProcessor, history: History) -> None:
         processor.warm_rollups(_open_buckets(processor, minutes))
     keep = processor.engine.warmup_bars(Timeframe.MIN1)
     processor.warm_state({**history, Timeframe.MIN1: {s: b[-keep:] for s, b in minutes.items()}})
-    gc.collect()  # no cyclic garbage of the warm-up frozen with the live state
-    gc.freeze()
+    settle_live_state()
     logger.info("warmed up from stored bars", extra={
         "symbols": len(minutes), "seconds": round(time.perf_counter() - started, 2)})
 
