@@ -297,18 +297,20 @@ class Loader:
         end = min(end, complete_until(self.calendar, timeframe, self.clock.now()))
         frames: list[BarFrame] = []
         for lo, hi in missing_ranges(start, end, stored):
-            bars, issues = self._fetch_with_retry(symbol, timeframe, lo, hi)
+            bars, issues = self.fetch_with_retry(symbol, timeframe, lo, hi)
             result.issues.extend(issues)
             if timeframe in INTRADAY:
-                bars = self._regular_session(bars, result)
+                bars = self.regular_hours(bars, result)
             frames.append(bars)
             result.ranges.append((lo, hi))
             result.fetched += len(bars)
         return frames
 
-    def _fetch_with_retry(
+    def fetch_with_retry(
         self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
     ) -> tuple[BarFrame, tuple[RowIssue, ...]]:
+        """The provider's bars of ``[start, end)`` and their row issues, a temporary failure
+        retried with back-off (a rate limit's Retry-After honoured) up to ``options.attempts``."""
         delay = self.options.backoff_s
         for attempt in range(1, self.options.attempts + 1):
             try:
@@ -326,7 +328,8 @@ class Loader:
                 delay = min(delay * 2, self.options.max_backoff_s)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _regular_session(self, bars: BarFrame, result: UnitResult) -> BarFrame:
+    def regular_hours(self, bars: BarFrame, result: UnitResult) -> BarFrame:
+        """Intraday ``bars`` inside regular sessions; what was dropped noted on ``result``."""
         kept, issue = regular_session(self.calendar, bars)
         if issue is not None:
             result.issues.append(issue)

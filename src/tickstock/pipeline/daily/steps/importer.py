@@ -99,13 +99,13 @@ class TopUpImporter:
             fetched = self._fetch_many(group, timeframe, lo, hi)
             for symbol in group:
                 try:
-                    # The loader's retry/back-off and session filter (private today; see the
-                    # report of issue 6): only the batching differs from Loader.top_up.
+                    # The loader's retry/back-off and session filter: only the batching
+                    # differs from Loader.top_up.
                     bars = fetched.pop(symbol, None)
                     if bars is None:
-                        bars, _issues = self.loader._fetch_with_retry(symbol, timeframe, lo, hi)
+                        bars, _issues = self.loader.fetch_with_retry(symbol, timeframe, lo, hi)
                     if timeframe in INTRADAY:
-                        bars = self.loader._regular_session(
+                        bars = self.loader.regular_hours(
                             bars, UnitResult(symbol, timeframe, ok=True))
                     if len(bars):
                         frames.append(bars)
