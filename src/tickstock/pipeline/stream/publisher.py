@@ -21,21 +21,17 @@ and ids drawn once per call (``<uuid4>.<n>``: unique, and a valid ``Identifier``
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 import redis
-from pydantic import TypeAdapter
 
 from tickstock.bus.connection import TRANSIENT_ERRORS
 from tickstock.bus.events import EVENTS_MAXLEN
 from tickstock.contracts import names
-from tickstock.contracts.common import UtcDatetime
-from tickstock.contracts.envelope import CONTRACT_VERSION, MAX_MESSAGE_BYTES
+from tickstock.contracts.envelope import MAX_MESSAGE_BYTES, Envelope
 from tickstock.contracts.events import (
     BarLiveBatch,
     Event,
@@ -45,8 +41,6 @@ from tickstock.contracts.events import (
     PatternDetectedBatch,
 )
 from tickstock.core.clock import Clock
-from tickstock.core.errors import ContractError
-from tickstock.core.ids import new_id
 from tickstock.pipeline.stream.bars import BarEvent
 
 logger = logging.getLogger(__name__)
@@ -87,34 +81,12 @@ class BusEventSink:
         return len(raws)
 
 
-_TS: TypeAdapter[UtcDatetime] = TypeAdapter(UtcDatetime)
-_SOURCE_MAX = 256
-
-
 def encode_events(events: Sequence[Event | BarEvent], *, source: str, ts: datetime) -> list[bytes]:
     """``Envelope.create(e, source=source, ts=ts).encode()`` for each of ``events`` (ids aside),
-    without building an envelope model per event; ContractError names an oversized one.
-
-    The ``BarEvent``s, ``PatternDetected``s and ``IndicatorAlert``s become batch events
-    (``_payloads``).
-    """
-    batch = new_id()
-    head = f'{{"v":{CONTRACT_VERSION},"id":"{batch}.'.encode()
-    if not 0 < len(source) <= _SOURCE_MAX:  # the envelope's bound on ``source``
-        raise ContractError(f"source must be 1-{_SOURCE_MAX} characters, got {source!r}")
-    # the time is checked (aware) and written by the envelope's own field type, once a call
-    shared = (b'","ts":' + _TS.dump_json(_TS.validate_python(ts)) + b',"source":'
-              + json.dumps(source).encode() + b',"correlation_id":null,"data":')
-    raws: list[bytes] = []
-    for message_type, payload in _payloads(events):
-        n = len(raws)
-        raw = b"".join((head, str(n).encode(), b'","type":"', message_type.encode(), shared,
-                        payload, b"}"))
-        if len(raw) > MAX_MESSAGE_BYTES:
-            raise ContractError(f"message {message_type} {batch}.{n} is too large: "
-                                f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
-        raws.append(raw)
-    return raws
+    without building an envelope model per event (``Envelope.encode_payloads``); ContractError
+    names an oversized one. The ``BarEvent``s, ``PatternDetected``s and ``IndicatorAlert``s
+    become batch events (``_payloads``)."""
+    return Envelope.encode_payloads(_payloads(events), source=source, ts=ts)
 
 
 #: Bars of one ``bar.live_batch`` at most: about 110 kB with the live indicator set, well under
@@ -186,9 +158,8 @@ def _batches(events: Sequence[Any], size: int, encode: Callable[[Sequence[Any]],
 
 
 def _bar_batch(part: Sequence[BarEvent]) -> bytes:
-    """The ``bar.live_batch`` payload of ``part`` (one timeframe, start time and ``final``) as
-    its model serialises it: the same fields in the same order, floats by orjson (shortest
-    round trip, like pydantic-core), a non-finite indicator value as ``null`` (no value)."""
+    """The ``bar.live_batch`` payload of ``part`` (one timeframe, start time and ``final``); an
+    indicator a bar has no value of is ``null`` in its column."""
     first = part[0].bar
     columns: dict[str, list[float | None]] = {}
     for i, event in enumerate(part):
@@ -197,52 +168,33 @@ def _bar_batch(part: Sequence[BarEvent]) -> bytes:
             if column is None:
                 column = columns[name] = [None] * len(part)
             column[i] = value
-    return orjson.dumps({
-        "symbols": [e.bar.symbol for e in part],
-        "timeframe": first.timeframe.value,
-        "ts": _TS.dump_python(_TS.validate_python(first.start), mode="json"),
-        "final": part[0].final,
-        "open": [e.bar.open for e in part], "high": [e.bar.high for e in part],
-        "low": [e.bar.low for e in part], "close": [e.bar.close for e in part],
-        "volume": [e.bar.volume for e in part], "vwap": [e.bar.vwap for e in part],
-        "trades": [e.bar.trades for e in part],
-        "indicators": columns,
-    }, default=float)  # numpy float scalars; orjson writes a non-finite float as null
+    return BarLiveBatch.payload_json(
+        symbols=[e.bar.symbol for e in part], timeframe=first.timeframe, ts=first.start,
+        final=part[0].final, open=[e.bar.open for e in part], high=[e.bar.high for e in part],
+        low=[e.bar.low for e in part], close=[e.bar.close for e in part],
+        volume=[e.bar.volume for e in part], vwap=[e.bar.vwap for e in part],
+        trades=[e.bar.trades for e in part], indicators=columns)
 
 
 def _detection_batch(part: Sequence[PatternDetected]) -> bytes:
-    """The ``pattern.detected_batch`` payload of ``part`` (one timeframe, start time and
-    source), written as its model serialises it (the same rules as ``_bar_batch``)."""
+    """The ``pattern.detected_batch`` payload of ``part`` (one timeframe, start time, source)."""
     first = part[0]
-    return orjson.dumps({
-        "symbols": [d.symbol for d in part],
-        "timeframe": first.timeframe.value,
-        "ts": _TS.dump_python(first.ts, mode="json"),
-        "source": first.source,
-        "pattern": [d.pattern for d in part],
-        "direction": [d.direction.value for d in part],
-        "confidence": [d.confidence for d in part],
-        "strength": [d.strength for d in part],
-        "price": [d.price for d in part],
-        "levels": [d.levels for d in part],
-        "daily_agrees": [d.daily_agrees for d in part],
-    }, default=float)
+    return PatternDetectedBatch.payload_json(
+        symbols=[d.symbol for d in part], timeframe=first.timeframe, ts=first.ts,
+        source=first.source, pattern=[d.pattern for d in part],
+        direction=[d.direction for d in part], confidence=[d.confidence for d in part],
+        strength=[d.strength for d in part], price=[d.price for d in part],
+        levels=[d.levels for d in part], daily_agrees=[d.daily_agrees for d in part])
 
 
 def _alert_batch(part: Sequence[IndicatorAlert]) -> bytes:
-    """The ``indicator.alert_batch`` payload of ``part`` (one timeframe and start time),
-    written as its model serialises it (the same rules as ``_bar_batch``)."""
+    """The ``indicator.alert_batch`` payload of ``part`` (one timeframe and start time)."""
     first = part[0]
-    return orjson.dumps({
-        "symbols": [a.symbol for a in part],
-        "timeframe": first.timeframe.value,
-        "ts": _TS.dump_python(first.ts, mode="json"),
-        "indicator": [a.indicator for a in part],
-        "value": [a.value for a in part],
-        "condition": [a.condition for a in part],
-        "threshold": [a.threshold for a in part],
-        "message": [a.message for a in part],
-    }, default=float)
+    return IndicatorAlertBatch.payload_json(
+        symbols=[a.symbol for a in part], timeframe=first.timeframe, ts=first.ts,
+        indicator=[a.indicator for a in part], value=[a.value for a in part],
+        condition=[a.condition for a in part], threshold=[a.threshold for a in part],
+        message=[a.message for a in part])
 
 
 #: A payload that fits in a message with the envelope around it (``encode_events`` checks).
