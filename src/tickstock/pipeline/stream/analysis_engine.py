@@ -24,7 +24,7 @@ from tickstock.analysis.results import Detection as AnalysisDetection
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import Direction
 from tickstock.pipeline.stream.bars import LiveBar
-from tickstock.pipeline.stream.engine import BarAnalysis, Detection
+from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection
 from tickstock.pipeline.stream.sessions import SessionLookup
 
 #: Canonical names (``tickstock.analysis.registry``) of what the stream computes live.
@@ -92,9 +92,10 @@ class AnalysisLiveEngine:
                 [tuple(_detection(d) for d in s.detections) if s.detections else ()
                  for s in snaps])
 
-    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]) -> Generator[list[BarAnalysis], None, None]:
+    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]
+                      ) -> Generator[ChunkAnalysis, None, None]:
         for chunk in chunks:
-            yield self.update_many(chunk)
+            yield ChunkAnalysis.of(*self.update_packed(chunk))
 
     def peek(self, bar: LiveBar) -> BarAnalysis:
         return _analysis(self.engine.peek(self._bar(bar)))

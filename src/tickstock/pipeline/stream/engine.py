@@ -2,14 +2,19 @@
 
 ``LiveEngine`` is what the processor needs: warm a (symbol, timeframe) from stored bars, feed
 it one closed bar (``update``: state advances) or a forming one (``peek``: nothing commits),
-and get back the indicator values and the pattern detections of that bar.
+and get back the indicator values and the pattern detections of that bar. A burst is analysed a
+chunk at a time (``update_chunks``) and answered as columns (``ChunkAnalysis``): the processor
+checks alerts and publishes bars straight from them, with no dict a bar.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from math import isnan
+from typing import Protocol, cast
+
+import numpy as np
 
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import Direction
@@ -43,6 +48,53 @@ class BarAnalysis:
     detections: tuple[Detection, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class ChunkAnalysis:
+    """The analyses of a chunk of bars as columns: ``values[i, j]`` is bar ``i``'s value of
+    ``names[j]`` (float64, NaN where the value is not defined) and ``detections[i]`` its
+    detections. Build it with ``of``, which makes every undefined value NaN."""
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    detections: list[tuple[Detection, ...]]
+
+    @classmethod
+    def of(cls, names: Sequence[str], values: np.ndarray,
+           detections: list[tuple[Detection, ...]]) -> ChunkAnalysis:
+        """From an engine's answer: one row of values a bar, non-finite where not defined."""
+        rows = np.asarray(values, dtype=np.float64).reshape(len(detections), len(names))
+        finite = np.isfinite(rows)
+        if not finite.all():
+            rows = np.where(finite, rows, np.nan)
+        return cls(tuple(names), rows, detections)
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ChunkAnalysis):
+            return NotImplemented
+        return (self.names == other.names and self.detections == other.detections
+                and np.array_equal(self.values, other.values, equal_nan=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def bar(self, i: int) -> BarAnalysis:
+        """Bar ``i``'s analysis (its defined values only)."""
+        row = cast(list[float], self.values[i].tolist())
+        return BarAnalysis({k: v for k, v in zip(self.names, row, strict=True) if not isnan(v)},
+                           self.detections[i])
+
+    def bars(self) -> list[BarAnalysis]:
+        """Every bar's analysis, in order."""
+        names = self.names
+        complete = cast(list[bool], (~np.isnan(self.values)).all(axis=1).tolist())  # most
+        return [BarAnalysis(dict(zip(names, row, strict=True)) if whole else
+                            {k: v for k, v in zip(names, row, strict=True) if not isnan(v)}, found)
+                for row, whole, found in zip(cast(list[list[float]], self.values.tolist()),
+                                             complete, self.detections, strict=True)]
+
+
 class LiveEngine(Protocol):
     """Incremental indicators and patterns per (symbol, timeframe)."""
 
@@ -64,9 +116,10 @@ class LiveEngine(Protocol):
         """``update`` for each of ``bars`` in order (a burst: one bar of many symbols, a
         symbol and timeframe may repeat), in one pass where the engine can."""
 
-    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]) -> Generator[list[BarAnalysis], None, None]:
-        """``update_many`` of each chunk in turn, yielded as it is ready; an engine that can
-        may analyse the next chunk while the caller handles this one."""
+    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]
+                      ) -> Generator[ChunkAnalysis, None, None]:
+        """``update_many`` of each chunk in turn, as columns, yielded as it is ready; an engine
+        that can may analyse the next chunk while the caller handles this one."""
 
     def peek(self, bar: LiveBar) -> BarAnalysis:
         """The analysis a forming bar would have if it closed now; commits nothing."""

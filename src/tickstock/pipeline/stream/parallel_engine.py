@@ -18,8 +18,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import zlib
-from collections.abc import Callable, Generator, Sequence
-from math import isfinite
+from collections.abc import Generator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
@@ -28,7 +27,7 @@ import numpy as np
 from tickstock.contracts.common import Timeframe
 from tickstock.core.errors import TickStockError
 from tickstock.pipeline.stream.bars import LiveBar
-from tickstock.pipeline.stream.engine import BarAnalysis, Detection, EngineLost
+from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection, EngineLost
 
 _START_TIMEOUT_S = 120.0
 
@@ -78,12 +77,23 @@ def _fields(bar: LiveBar) -> tuple[Any, ...]:
             bar.close, bar.volume, bar.vwap, bar.trades, bar.daily_trend)
 
 
-def _unpack(packed: Packed) -> list[BarAnalysis]:
-    names, values, detections = packed
-    complete = cast(list[bool], np.isfinite(values).all(axis=1).tolist())  # most: every value
-    return [BarAnalysis(dict(zip(names, row, strict=True)) if whole else
-                        {k: v for k, v in zip(names, row, strict=True) if isfinite(v)}, found)
-            for row, whole, found in zip(values.tolist(), complete, detections, strict=True)]
+def _merge(parts: Sequence[Packed], rows: Sequence[np.ndarray], n: int) -> ChunkAnalysis:
+    """The children's answers as one chunk's analysis: ``parts[k]`` answers the bars at
+    ``rows[k]`` (ascending) of ``n``."""
+    if not parts:
+        return ChunkAnalysis((), np.empty((n, 0)), [()] * n)
+    names = parts[0][0]
+    values = np.empty((n, len(names)))
+    detections: list[tuple[Detection, ...]] = [()] * n
+    for (part_names, part_values, part_detections), at in zip(parts, rows, strict=True):
+        if part_names != names:
+            raise TickStockError(f"analysis processes answered different columns: {names} "
+                                 f"and {part_names}")
+        values[at] = part_values
+        for i, found in zip(cast(list[int], at.tolist()), part_detections, strict=True):
+            if found:  # most bars complete no pattern
+                detections[i] = found
+    return ChunkAnalysis.of(names, values, detections)
 
 
 class ParallelLiveEngine:
@@ -147,21 +157,21 @@ class ParallelLiveEngine:
         return self.update_many([bar])[0]
 
     def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
-        answers: list[BarAnalysis] = self._gather(*self._send_parts("update_many", bars),
-                                                  unpack=_unpack)
-        return answers
+        return self._gather_chunk(*self._send_parts("update_many", bars)).bars()
 
-    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]) -> Generator[list[BarAnalysis], None, None]:
-        """Each chunk's analyses; the children start on the next chunk as soon as this one's
-        answers are in, so they compute while the caller publishes. A child holds at most one
-        request at a time (it answers before it reads the next): no pipe can fill both ways."""
+    def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]
+                      ) -> Generator[ChunkAnalysis, None, None]:
+        """Each chunk's analysis (the children's columns merged by row); the children start on
+        the next chunk as soon as this one's answers are in, so they compute while the caller
+        publishes. A child holds at most one request at a time (it answers before it reads the
+        next): no pipe can fill both ways."""
         if not chunks:
             return
         pending: tuple[list[int], list[int]] | None = self._send_parts("update_many", chunks[0])
         try:
             for k in range(len(chunks)):
                 assert pending is not None
-                answers = self._gather(*pending, unpack=_unpack)
+                answers = self._gather_chunk(*pending)
                 pending = None
                 if k + 1 < len(chunks):
                     pending = self._send_parts("update_many", chunks[k + 1])
@@ -209,11 +219,16 @@ class ParallelLiveEngine:
             self._send(k, (operation, parts[k]))
         return busy, owners
 
-    def _gather(self, busy: list[int], owners: list[int],
-                unpack: Callable[[Any], list[Any]] = list) -> list[Any]:
+    def _gather_chunk(self, busy: list[int], owners: list[int]) -> ChunkAnalysis:
+        """The children's ``update_packed`` answers merged by row (``_merge``)."""
+        parts: list[Packed] = [self._receive(k) for k in busy]
+        owner = np.array(owners, dtype=np.intp)
+        return _merge(parts, [np.flatnonzero(owner == k) for k in busy], len(owners))
+
+    def _gather(self, busy: list[int], owners: list[int]) -> list[Any]:
         answers: list[list[Any]] = [[] for _ in self._conns]
         for k in busy:
-            answers[k] = unpack(self._receive(k))
+            answers[k] = self._receive(k)
         taken = [0] * len(self._conns)
         out = []
         for k in owners:

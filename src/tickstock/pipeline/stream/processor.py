@@ -175,7 +175,7 @@ class LiveProcessor:
         try:
             for chunk in chunks:  # the engine analyses the next chunk while this one publishes
                 with timer("analyse"):
-                    analyses = next(analysed)
+                    analyses = next(analysed).bars()
                 with timer("events"):
                     detections, alerts, finals = self._events(chunk, analyses)
                 if not waited:  # no event before its bars are stored
