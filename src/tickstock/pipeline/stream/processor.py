@@ -30,12 +30,12 @@ from math import isfinite
 from typing import Protocol
 
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import Event, PatternDetected
+from tickstock.contracts.events import Event, IndicatorAlert, PatternDetected
 from tickstock.core.errors import StoreError
 from tickstock.pipeline.stream.alerts import AlertRules
 from tickstock.pipeline.stream.bars import BarEvent, LiveBar
 from tickstock.pipeline.stream.daily_context import DailyTrends
-from tickstock.pipeline.stream.engine import BarAnalysis, Detection, LiveEngine
+from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection, LiveEngine
 from tickstock.pipeline.stream.metrics import StageTimer, StreamStats
 from tickstock.pipeline.stream.rollup import DERIVED, Rollup
 from tickstock.pipeline.stream.sessions import SessionLookup
@@ -175,9 +175,9 @@ class LiveProcessor:
         try:
             for chunk in chunks:  # the engine analyses the next chunk while this one publishes
                 with timer("analyse"):
-                    analyses = next(analysed).bars()
+                    analysis = next(analysed)
                 with timer("events"):
-                    detections, alerts, finals = self._events(chunk, analyses)
+                    detections, alerts, finals = self._events(chunk, analysis)
                 if not waited:  # no event before its bars are stored
                     with timer("store_wait"):
                         self._stored(stored, to_store, outcome)
@@ -234,19 +234,18 @@ class LiveProcessor:
             accepted.append(bar)
         return accepted
 
-    def _events(self, closed: list[LiveBar], analyses: list[BarAnalysis]
-                ) -> tuple[list[PatternDetected], list[Event], list[BarEvent]]:
-        detections: list[PatternDetected] = []
-        alerts: list[Event] = []
-        finals: list[BarEvent] = []
-        check = self.alerts.check
-        for bar, analysis in zip(closed, analyses, strict=True):
-            if self.keep_analyses:
-                self.kept[(bar.symbol, bar.timeframe, bar.start)] = analysis
-            if analysis.detections:  # most bars complete no pattern
-                detections.extend(_detected(bar, d) for d in analysis.detections)
-            alerts.extend(check(bar, analysis.values))
-            finals.append(BarEvent(bar, True, analysis.values))
+    def _events(self, closed: list[LiveBar], analysis: ChunkAnalysis
+                ) -> tuple[list[PatternDetected], list[IndicatorAlert], list[BarEvent]]:
+        """A chunk's events from its analysis: detections, alerts, final bars."""
+        analyses = analysis.bars()
+        if self.keep_analyses:
+            for bar, kept in zip(closed, analyses, strict=True):
+                self.kept[(bar.symbol, bar.timeframe, bar.start)] = kept
+        detections = [_detected(bar, d)
+                      for bar, found in zip(closed, analysis.detections, strict=True)
+                      if found for d in found]  # most bars complete no pattern
+        alerts = self.alerts.check_chunk(closed, analysis)
+        finals = [BarEvent(bar, True, a.values) for bar, a in zip(closed, analyses, strict=True)]
         return detections, alerts, finals
 
     def _forming(self, accepted: list[LiveBar]) -> list[BarEvent]:
