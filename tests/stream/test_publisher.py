@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
@@ -28,7 +29,7 @@ from tickstock.contracts.events import (
 from tickstock.core.clock import FrozenClock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
-from tickstock.pipeline.stream.bars import BarEvent, LiveBar
+from tickstock.pipeline.stream.bars import BarEvent, FinalBars, LiveBar
 from tickstock.pipeline.stream.publisher import (
     BATCH_ALERTS,
     BATCH_BARS,
@@ -257,3 +258,73 @@ def test_alerts_are_batched_by_timeframe_and_start_as_their_model_writes_them() 
     assert isinstance(batch, IndicatorAlertBatch)
     fast, slow = encode_events([*second, batch], source="stream-test", ts=NOW)
     assert fast.replace(b'.0","type"', b'.1","type"') == slow
+
+
+@st.composite
+def _final_bars(draw: st.DrawFn) -> FinalBars:
+    """Closed bars of a few timeframes and start times, interleaved as a chunk has them, with
+    value columns (NaN and infinities among the values: no value)."""
+    keys = draw(st.lists(st.tuples(st.sampled_from(list(Timeframe)), st.integers(0, 3)),
+                         min_size=1, max_size=3, unique=True))
+    names = tuple(draw(st.lists(_NAMES, max_size=6, unique=True)))
+    bars = []
+    for bar in draw(st.lists(_bars(), min_size=1, max_size=12)):
+        timeframe, minute = draw(st.sampled_from(keys))
+        bar.timeframe, bar.start = timeframe, TS + timedelta(minutes=minute)
+        bar.end = bar.start + timedelta(minutes=1)
+        bars.append(bar)
+    values = np.array([[draw(_VALUE) for _ in names] for _ in bars], dtype=np.float64)
+    return FinalBars(bars, names, values.reshape(len(bars), len(names)))
+
+
+def _without_ids(raws: list[bytes]) -> list[bytes]:
+    return [re.sub(rb'"id":"[^"]*"', b'"id":""', raw) for raw in raws]
+
+
+@settings(max_examples=300, deadline=None)
+@given(finals=_final_bars())
+def test_final_bars_encode_as_the_bar_events_of_their_defined_values(finals: FinalBars) -> None:
+    events = [BarEvent(bar, True, model.indicators)
+              for bar, model in zip(finals.bars, finals.models(), strict=True)]
+    raws = encode_events([finals], source="stream-test", ts=NOW)
+    # byte for byte what the bar events are written as (``test_bar_events_encode_exactly...``
+    # holds those to the batch model): columns in the order they first appear, null where a
+    # bar has no value, absent where none has
+    assert _without_ids(raws) == _without_ids(encode_events(events, source="stream-test",
+                                                            ts=NOW))
+    batches = [Envelope.decode(raw).data for raw in raws]
+    assert all(isinstance(b, BarLiveBatch) and b.final for b in batches)
+    by_group = [finals.models()[i] for rows in finals.groups() for i in rows]
+    assert [bar for b in batches for bar in b.bars()] == by_group  # type: ignore[attr-defined]
+
+
+def test_final_bars_are_batched_by_timeframe_and_start_where_they_are() -> None:
+    minutes = [_bar_event(f"S{i}", Timeframe.MIN1, 0).bar for i in range(BATCH_BARS + 10)]
+    fives = [_bar_event(f"S{i}", Timeframe.MIN5, 0).bar for i in range(3)]
+    bars = [minutes[0], fives[0], *minutes[1:], *fives[1:]]
+    names = ("rsi_14", "sma_20", "vwap.mid")
+    values = np.array([[40.0 + i % 20, math.nan if i % 3 else 1.5, math.nan]
+                       for i in range(len(bars))])
+    finals = FinalBars(bars, names, values)
+    alert = _events()[0]
+    decoded = [Envelope.decode(raw).data
+               for raw in encode_events([alert, finals, alert], source="stream-test", ts=NOW)]
+    assert [type(d).__name__ for d in decoded] == [
+        "ServiceError", "BarLiveBatch", "BarLiveBatch", "BarLiveBatch", "ServiceError"]
+    batches = [d for d in decoded if isinstance(d, BarLiveBatch)]
+    assert [(b.timeframe, len(b.symbols), list(b.indicators)) for b in batches] == [
+        (Timeframe.MIN1, BATCH_BARS, ["rsi_14", "sma_20"]),
+        (Timeframe.MIN1, 10, ["rsi_14", "sma_20"]), (Timeframe.MIN5, 3, ["rsi_14", "sma_20"])]
+    models = finals.models()
+    assert [bar for b in batches for bar in b.bars()] == [
+        models[i] for i in [0, *range(2, len(bars) - 2), 1, len(bars) - 2, len(bars) - 1]]
+
+
+def test_final_bars_over_the_message_bound_are_halved() -> None:
+    bars = [_bar_event(f"S{i}", Timeframe.MIN1, 0).bar for i in range(BATCH_BARS)]
+    names = tuple(f"indicator_{k:04d}" for k in range(60))  # ~1.7 kB a bar
+    finals = FinalBars(bars, names, np.array([[1.0 / (k + 3) for k in range(60)]] * len(bars)))
+    raws = encode_events([finals], source="stream-test", ts=NOW)
+    assert len(raws) > 1 and all(len(r) <= MAX_MESSAGE_BYTES for r in raws)
+    split = [bar for raw in raws for bar in Envelope.decode(raw).data.bars()]  # type: ignore[attr-defined]
+    assert split == finals.models()

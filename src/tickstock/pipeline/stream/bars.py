@@ -11,12 +11,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import BarLive
+from tickstock.contracts.events import BarLive, Event
 from tickstock.core.timeutil import from_epoch_ms
 from tickstock.market.bars import BarFrame, datetime_to_ns
 
@@ -70,6 +70,47 @@ class BarEvent:
 
     def model(self) -> BarLive:
         return self.bar.event(final=self.final, indicators=self.indicators)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FinalBars:
+    """The ``bar.live`` events of closed bars with their indicator values as columns -- a
+    chunk's bars and its analysis (``ChunkAnalysis``) as they are -- which the sink packs into
+    ``bar.live_batch`` events by timeframe and start time straight from the columns
+    (``publisher``). ``values[i, j]`` is bar ``i``'s value of ``names[j]``, NaN where it has
+    none. A test holds the batches' bars equal to ``models()``."""
+
+    message_type: ClassVar[str] = BarLive.message_type
+
+    bars: Sequence[LiveBar]
+    names: tuple[str, ...]
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.bars)
+
+    def groups(self) -> list[list[int]]:
+        """The positions of the bars of each timeframe and start time, the groups in the order
+        of their first bars."""
+        groups: dict[tuple[Timeframe, datetime], list[int]] = {}
+        for i, bar in enumerate(self.bars):
+            key = (bar.timeframe, bar.start)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = []
+            group.append(i)
+        return list(groups.values())
+
+    def models(self) -> list[BarLive]:
+        """Each bar's ``bar.live`` event (its defined values only)."""
+        rows = cast(list[list[float]], self.values.tolist())
+        return [bar.event(final=True, indicators={
+            k: v for k, v in zip(self.names, row, strict=True) if math.isfinite(v)})
+            for bar, row in zip(self.bars, rows, strict=True)]
+
+
+#: What the stream role publishes: events, and bars (one, or many as columns) the sink batches.
+LiveEvent = Event | BarEvent | FinalBars
 
 
 def minute_bar(symbol: str, start_ms: int, *, open_: float, high: float, low: float,

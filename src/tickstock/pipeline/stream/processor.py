@@ -12,7 +12,9 @@ For each batch (usually one minute-boundary burst, or part of one):
 4. Feed the closed bars, with their session's daily trend (``daily``), to the incremental
    engine (``engine``, chunk by chunk): indicator values and pattern detections; then the
    events: the alert rules compare each bar's values with the previous bar's, and each final
-   bar carries its values.
+   bar carries its values. A chunk's analysis stays columns (``ChunkAnalysis``) from the
+   engine to the payloads: the rules check the chunk at once and the final bars go to the sink
+   as those columns (``FinalBars``); only detections and alerts become an object each.
 5. Publish, a chunk of ``ANALYSIS_CHUNK`` closed bars at a time (the engine analyses the next
    chunk meanwhile) and never before the batch's bars are stored: detections, alerts, then the
    final bars with their indicator values; last the forming derived bars "so far" (``final``
@@ -30,10 +32,10 @@ from math import isfinite
 from typing import Protocol
 
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import Event, IndicatorAlert, PatternDetected
+from tickstock.contracts.events import IndicatorAlert, PatternDetected
 from tickstock.core.errors import StoreError
 from tickstock.pipeline.stream.alerts import AlertRules
-from tickstock.pipeline.stream.bars import BarEvent, LiveBar
+from tickstock.pipeline.stream.bars import BarEvent, FinalBars, LiveBar, LiveEvent
 from tickstock.pipeline.stream.daily_context import DailyTrends
 from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection, LiveEngine
 from tickstock.pipeline.stream.metrics import StageTimer, StreamStats
@@ -53,7 +55,7 @@ class BarWriter(Protocol):
 
 
 class EventSink(Protocol):
-    def publish(self, events: Sequence[Event | BarEvent]) -> int:
+    def publish(self, events: Sequence[LiveEvent]) -> int:
         """Publish ``events`` in order; return how many were published."""
 
 
@@ -186,7 +188,7 @@ class LiveProcessor:
                     with timer("detections"):
                         self._write_detections(detections)
                 with timer("publish"):
-                    _add_counts(outcome.events, self._publish([*detections, *alerts, *finals]))
+                    _add_counts(outcome.events, self._publish([*detections, *alerts, finals]))
         finally:
             analysed.close()
         if not waited:
@@ -235,18 +237,16 @@ class LiveProcessor:
         return accepted
 
     def _events(self, closed: list[LiveBar], analysis: ChunkAnalysis
-                ) -> tuple[list[PatternDetected], list[IndicatorAlert], list[BarEvent]]:
+                ) -> tuple[list[PatternDetected], list[IndicatorAlert], FinalBars]:
         """A chunk's events from its analysis: detections, alerts, final bars."""
-        analyses = analysis.bars()
         if self.keep_analyses:
-            for bar, kept in zip(closed, analyses, strict=True):
+            for bar, kept in zip(closed, analysis.bars(), strict=True):
                 self.kept[(bar.symbol, bar.timeframe, bar.start)] = kept
         detections = [_detected(bar, d)
                       for bar, found in zip(closed, analysis.detections, strict=True)
                       if found for d in found]  # most bars complete no pattern
         alerts = self.alerts.check_chunk(closed, analysis)
-        finals = [BarEvent(bar, True, a.values) for bar, a in zip(closed, analyses, strict=True)]
-        return detections, alerts, finals
+        return detections, alerts, FinalBars(closed, analysis.names, analysis.values)
 
     def _forming(self, accepted: list[LiveBar]) -> list[BarEvent]:
         events: list[BarEvent] = []
@@ -264,7 +264,7 @@ class LiveProcessor:
             return None
         return bar, self.engine.peek(bar)
 
-    def _publish(self, events: list[Event | BarEvent]) -> dict[str, int]:
+    def _publish(self, events: Sequence[LiveEvent]) -> dict[str, int]:
         if not events:
             return {}
         try:
@@ -274,8 +274,9 @@ class LiveProcessor:
             logger.error("publishing %d live events failed: %s", len(events), exc)
             return {}
         counts: dict[str, int] = {}
-        for e in events:
-            counts[e.message_type] = counts.get(e.message_type, 0) + 1
+        for e in events:  # a bar each, also where bars travel as columns
+            n = len(e) if isinstance(e, FinalBars) else 1
+            counts[e.message_type] = counts.get(e.message_type, 0) + n
         self.stats.on_events(counts)
         return counts
 

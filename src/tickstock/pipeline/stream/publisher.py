@@ -7,7 +7,8 @@ what a pipeline of thousands of XADDs spends its time on) — the same stream, t
 field (one envelope per entry), the same cap and mirror as the bus.
 
 Bars, detections and alerts travel many to an event: a burst's bars of one timeframe and
-start time go out as ``bar.live_batch`` events of up to ``BATCH_BARS`` symbols each, its
+start time go out as ``bar.live_batch`` events of up to ``BATCH_BARS`` symbols each (a chunk's
+closed bars arrive as columns, ``FinalBars``, and are written from them), its
 detections and alerts as ``pattern.detected_batch`` and ``indicator.alert_batch`` events (a
 few dozen entries instead of thousands, for Redis and for every reader of the stream to
 handle); the web role splits them into the single events browsers receive.
@@ -24,8 +25,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
+import numpy as np
 import redis
 
 from tickstock.bus.connection import TRANSIENT_ERRORS
@@ -41,7 +44,7 @@ from tickstock.contracts.events import (
     PatternDetectedBatch,
 )
 from tickstock.core.clock import Clock
-from tickstock.pipeline.stream.bars import BarEvent
+from tickstock.pipeline.stream.bars import BarEvent, FinalBars, LiveEvent
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class BusEventSink:
         self.mirror = mirror
         self._xadd_many = client.register_script(_XADD_MANY)
 
-    def publish(self, events: Sequence[Event | BarEvent]) -> int:
+    def publish(self, events: Sequence[LiveEvent]) -> int:
         """Publish ``events`` in order; raises ``redis.ConnectionError`` when Redis is down
         (the caller counts it: events are best effort, the bars are stored)."""
         raws = encode_events(events, source=self.source, ts=self.clock.now())
@@ -81,11 +84,11 @@ class BusEventSink:
         return len(raws)
 
 
-def encode_events(events: Sequence[Event | BarEvent], *, source: str, ts: datetime) -> list[bytes]:
+def encode_events(events: Sequence[LiveEvent], *, source: str, ts: datetime) -> list[bytes]:
     """``Envelope.create(e, source=source, ts=ts).encode()`` for each of ``events`` (ids aside),
     without building an envelope model per event (``Envelope.encode_payloads``); ContractError
-    names an oversized one. The ``BarEvent``s, ``PatternDetected``s and ``IndicatorAlert``s
-    become batch events (``_payloads``)."""
+    names an oversized one. The ``BarEvent``s, ``FinalBars``, ``PatternDetected``s and
+    ``IndicatorAlert``s become batch events (``_payloads``)."""
     return Envelope.encode_payloads(_payloads(events), source=source, ts=ts)
 
 
@@ -99,13 +102,16 @@ BATCH_ALERTS = 500
 _Batched = BarEvent | PatternDetected | IndicatorAlert
 
 
-def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
+def _payloads(events: Sequence[LiveEvent]) -> list[tuple[str, bytes]]:
     """(message type, payload JSON) of ``events``; bars, detections and alerts grouped into
-    batches (by ``_group``), each group's where its first event was."""
-    slots: list[Event | tuple[object, ...]] = []
+    batches (by ``_group``), each group's where its first event was. The bars of a
+    ``FinalBars`` are grouped among themselves (by timeframe and start time), where it is."""
+    slots: list[Event | tuple[object, ...] | tuple[FinalBars, list[int]]] = []
     groups: dict[tuple[object, ...], list[_Batched]] = {}
     for event in events:
-        if isinstance(event, _Batched):
+        if isinstance(event, FinalBars):
+            slots.extend((event, rows) for rows in event.groups())
+        elif isinstance(event, _Batched):
             key = _group(event)
             group = groups.get(key)
             if group is None:
@@ -116,7 +122,11 @@ def _payloads(events: Sequence[Event | BarEvent]) -> list[tuple[str, bytes]]:
             slots.append(event)
     out: list[tuple[str, bytes]] = []
     for slot in slots:
-        if isinstance(slot, tuple):
+        if isinstance(slot, tuple) and isinstance(slot[0], FinalBars):
+            finals, rows = cast(tuple[FinalBars, list[int]], slot)
+            out.extend((BarLiveBatch.message_type, raw)
+                       for raw in _batches(rows, BATCH_BARS, partial(_columns_batch, finals)))
+        elif isinstance(slot, tuple):
             group = groups[slot]
             if isinstance(group[0], BarEvent):
                 out.extend((BarLiveBatch.message_type, raw)
@@ -174,6 +184,27 @@ def _bar_batch(part: Sequence[BarEvent]) -> bytes:
         low=[e.bar.low for e in part], close=[e.bar.close for e in part],
         volume=[e.bar.volume for e in part], vwap=[e.bar.vwap for e in part],
         trades=[e.bar.trades for e in part], indicators=columns)
+
+
+def _columns_batch(finals: FinalBars, rows: Sequence[int]) -> bytes:
+    """The ``bar.live_batch`` payload of ``finals``' bars at ``rows`` (one timeframe and start
+    time), column by column: what ``_bar_batch`` writes for their ``BarEvent``s -- an indicator
+    ``null`` where a bar has no value, absent where none has, the indicators in the order they
+    first appear bar after bar."""
+    bars = [finals.bars[i] for i in rows]
+    block = finals.values[list(rows)]
+    defined = np.isfinite(block)
+    present = np.flatnonzero(defined.any(axis=0))
+    order = present[np.argsort(defined.argmax(axis=0)[present], kind="stable")]
+    names = [finals.names[j] for j in cast(list[int], order.tolist())]
+    columns = cast(list[list[float]], block.T[order].tolist())  # NaN is written null
+    first = bars[0]
+    return BarLiveBatch.payload_json(
+        symbols=[b.symbol for b in bars], timeframe=first.timeframe, ts=first.start,
+        final=True, open=[b.open for b in bars], high=[b.high for b in bars],
+        low=[b.low for b in bars], close=[b.close for b in bars],
+        volume=[b.volume for b in bars], vwap=[b.vwap for b in bars],
+        trades=[b.trades for b in bars], indicators=dict(zip(names, columns, strict=True)))
 
 
 def _detection_batch(part: Sequence[PatternDetected]) -> bytes:
