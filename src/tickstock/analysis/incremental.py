@@ -23,7 +23,8 @@ exist). ``warm_up`` returns the batch result over the history it was given.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,16 +39,18 @@ from tickstock.analysis.bars import (
     VOLUME,
     Bar,
     Bars,
+    FloatArray,
+    IntArray,
 )
 from tickstock.analysis.batch import base_columns, compute_with_plan
-from tickstock.analysis.kernels.talib_kernel import TalibCell
+from tickstock.analysis.kernels.talib_kernel import TalibCell, TalibKernel, TalibStream
 from tickstock.analysis.patterns.candles import CANDLE_INPUTS
 from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, pattern_set, take_scores
 from tickstock.analysis.patterns.found import CandleHits
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_SPECS
-from tickstock.analysis.results import Detections, Result, Snapshot
-from tickstock.analysis.spec import IndicatorStream, Spec
+from tickstock.analysis.results import Detection, Detections, Result, Snapshot
+from tickstock.analysis.spec import Columns, IndicatorStream, Spec
 from tickstock.core.errors import DataValidationError
 
 _PRICE = (OPEN, HIGH, LOW, CLOSE, VOLUME)
@@ -68,6 +71,56 @@ def _row(bar: Bar) -> dict[str, float]:
     return row
 
 
+@dataclass(frozen=True)
+class Block:
+    """New bars of many symbols as columns, one bar a row (``Engine.update_block``'s input).
+
+    ``session`` is each bar's session start (epoch ns), ``None`` when no bar has one."""
+
+    symbols: Sequence[str]
+    timeframes: Sequence[str]
+    ts: IntArray
+    open: FloatArray
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+    volume: FloatArray
+    daily_trend: FloatArray
+    session: IntArray | None = None
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @classmethod
+    def of(cls, bars: Sequence[Bar]) -> Block:
+        """The block of ``bars`` (a bar without a session may not join bars with one)."""
+        sessions = [b.session for b in bars]
+        has = [s is not None for s in sessions]
+        if any(has) and not all(has):
+            raise DataValidationError("a block's bars all have a session or none has")
+        def column(name: str) -> FloatArray:
+            return np.array([getattr(b, name) for b in bars], dtype=np.float64)
+
+        return cls(
+            [b.symbol for b in bars], [b.timeframe for b in bars],
+            np.array([b.ts for b in bars], dtype=np.int64),
+            column("open"), column("high"), column("low"), column("close"), column("volume"),
+            column("daily_trend"),
+            session=np.array(sessions, dtype=np.int64) if bars and all(has) else None,
+        )
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """``Engine.update_block``'s answer: ``values[i]`` the indicator values of bar ``i`` in
+    ``names`` order (NaN where not defined), ``detections`` the patterns completed, each
+    with its bar's row, in row order."""
+
+    names: tuple[str, ...]
+    values: FloatArray
+    detections: list[tuple[int, Detection]]
+
+
 class SymbolState:
     """Everything the engine remembers about one symbol on one timeframe.
 
@@ -80,9 +133,15 @@ class SymbolState:
         self._streams: list[tuple[tuple[str, ...], IndicatorStream]] = [
             (spec.columns, spec.kernel.stream()) for spec in p.indicators
         ]
-        self._candles = [TalibCell(spec.talib_function, {}) for spec in ps.candles]
+        #: The indicator streams (plan order) and candlestick cells (pattern set order).
+        self.streams = [stream for _, stream in self._streams]
+        self.candles = [TalibCell(spec.talib_function, {}) for spec in ps.candles]
+        #: Every TA-Lib cell: the TA-Lib-backed indicators' (plan order), then the candles'.
+        self.cells = [s.cell for s in self.streams if isinstance(s, TalibStream)] + self.candles
+        #: This state's row in its engine's handle table (``Engine._handles``).
+        self.slot = -1
         self._value_columns = p.columns
-        self._keep = p.window - 1
+        self.keep = p.window - 1
         self.columns = (*ps.columns, DAILY_TREND)
         self.window = np.zeros((0, len(self.columns)), dtype=np.float64)
         self.last_ts: int | None = None
@@ -95,11 +154,11 @@ class SymbolState:
         for _columns, stream in self._streams:
             stream.warm_up(cols)
         prices = [np.asarray(cols[name], dtype=np.float64) for name in CANDLE_INPUTS]
-        for cell in self._candles:
+        for cell in self.candles:
             cell.warm_up(prices)
         if bars.daily_trend is None:
             cols[DAILY_TREND] = np.full(len(bars), math.nan)
-        start = max(len(bars) - self._keep, 0)
+        start = max(len(bars) - self.keep, 0)
         self.window = np.column_stack(
             [np.asarray(cols[name][start:], dtype=np.float64) for name in self.columns]
         )
@@ -124,15 +183,15 @@ class SymbolState:
         values = {name: row[name] for name in self._value_columns}
         prices = [row[name] for name in CANDLE_INPUTS]
         if commit:
-            raw = [cell.update(*prices)[0] for cell in self._candles]
+            raw = [cell.update(*prices)[0] for cell in self.candles]
         else:
-            raw = [cell.peek(*prices)[0] for cell in self._candles]
+            raw = [cell.peek(*prices)[0] for cell in self.candles]
         return values, [row[name] for name in self.columns], raw
 
     def commit(self, bar: Bar, segment: np.ndarray) -> None:
         """Keep the last rows of ``segment``: the window with ``bar``'s row stacked under it
         (``Engine._step`` stacks it for detection already; stacking again cost a copy a bar)."""
-        self.window = segment[-self._keep :] if self._keep else self.window
+        self.window = segment[-self.keep :] if self.keep else self.window
         self.last_ts = bar.ts
 
 
@@ -147,19 +206,45 @@ class Engine:
         self.plan = plan(specs)
         self._ps = pattern_set(self.plan.patterns)
         self._states: dict[tuple[str, str], SymbolState] = {}
+        # The TA-Lib handles of every state, a row per state (its ``slot``), a column per cell
+        # (``SymbolState.cells``; 0 while a cell buffers): a block's handles are one fancy
+        # index. ``_cell_of[j]``: the column of indicator ``j``'s cell, None if not TA-Lib.
+        talib_specs = [isinstance(spec.kernel, TalibKernel) for spec in self.plan.indicators]
+        columns = iter(range(len(talib_specs)))
+        self._cell_of = [next(columns) if is_talib else None for is_talib in talib_specs]
+        self._handles = np.zeros((16, sum(talib_specs) + len(self._ps.candles)), dtype=np.uint64)
+        self._free_slot = 0
 
     def _state(self, symbol: str, timeframe: str) -> SymbolState:
         key = (symbol, timeframe)
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = SymbolState(self.plan, self._ps, symbol, timeframe)
+            state = self._place(SymbolState(self.plan, self._ps, symbol, timeframe))
         return state
+
+    def _place(self, state: SymbolState) -> SymbolState:
+        """Keep ``state`` as its symbol's and timeframe's (in the slot of the one it replaces)."""
+        key = (state.symbol, state.timeframe)
+        old = self._states.get(key)
+        if old is not None:
+            state.slot = old.slot
+        else:
+            if self._free_slot == self._handles.shape[0]:
+                self._handles = np.concatenate((self._handles, np.zeros_like(self._handles)))
+            state.slot, self._free_slot = self._free_slot, self._free_slot + 1
+        self._states[key] = state
+        self._sync(state)
+        return state
+
+    def _sync(self, state: SymbolState) -> None:
+        """Copy ``state``'s handles into the table (after its cells may have opened)."""
+        self._handles[state.slot] = [cell.handle for cell in state.cells]
 
     def warm_up(self, bars: Bars) -> Result:
         """(Re)seed a symbol's state from stored ``bars``; returns their batch result."""
         state = SymbolState(self.plan, self._ps, bars.symbol, bars.timeframe)
         result = state.warm_up(bars)
-        self._states[(bars.symbol, bars.timeframe)] = state
+        self._place(state)
         return result
 
     def update(self, bar: Bar) -> Snapshot:
@@ -172,7 +257,92 @@ class Engine:
 
     def update_many(self, bars: Iterable[Bar]) -> list[Snapshot]:
         """``update`` for new bars of many symbols (in order; a symbol may repeat)."""
-        return [snap for group in _distinct_runs(bars) for snap in self._step(group, commit=True)]
+        group = list(bars)
+        if not group:
+            return []
+        result = self.update_block(Block.of(group))
+        names = result.names
+        found: dict[int, list[Detection]] = {}
+        for row, detection in result.detections:
+            found.setdefault(row, []).append(detection)
+        return [Snapshot(bar.symbol, bar.timeframe, bar.ts, dict(zip(names, values, strict=True)),
+                         tuple(found.get(i, ())))
+                for i, (bar, values) in enumerate(zip(group, result.values.tolist(), strict=True))]
+
+    def update_block(self, block: Block) -> BlockResult:
+        """``update`` for each bar of ``block`` in order (a symbol may repeat), as columns:
+        each indicator advances every symbol's state in one call (TA-Lib handles in one
+        compiled loop, ``TalibCell.update_many``), the patterns of the newest bars are found
+        in one frame. The same numbers as ``update`` a bar at a time."""
+        names = self.plan.columns
+        values = np.empty((len(block), len(names)), dtype=np.float64)
+        detections: list[tuple[int, Detection]] = []
+        for rows in _distinct_rows(block):
+            values[rows], found = self._update_rows(block, rows)
+            detections.extend((int(rows[k]), d) for k, d in found)
+        return BlockResult(names, values, detections)
+
+    def _update_rows(self, block: Block, rows: IntArray) -> tuple[FloatArray, list[tuple[int, Detection]]]:
+        """Commit the bars ``rows`` of ``block`` (no symbol and timeframe twice)."""
+        keys = [(block.symbols[i], block.timeframes[i]) for i in rows.tolist()]
+        states = [self._state(symbol, timeframe) for symbol, timeframe in keys]
+        ts = block.ts[rows]
+        for state, t in zip(states, ts.tolist(), strict=True):
+            if state.last_ts is not None and t <= state.last_ts:
+                raise DataValidationError(
+                    f"{state.symbol}/{state.timeframe}: bar at {t} is not after the last "
+                    f"committed bar at {state.last_ts}"
+                )
+        cols: dict[str, FloatArray | IntArray] = {
+            TS: ts, OPEN: block.open[rows], HIGH: block.high[rows], LOW: block.low[rows],
+            CLOSE: block.close[rows], VOLUME: block.volume[rows], DAILY_TREND: block.daily_trend[rows],
+        }
+        if block.session is not None:
+            cols[SESSION] = block.session[rows]
+        handles = self._handles[np.fromiter((s.slot for s in states), np.int64, len(states))]
+        fallback: set[int] = set()  # rows a buffering cell answered: their handles may change
+        for j, spec in enumerate(self.plan.indicators):
+            column = self._cell_of[j]
+            if column is None:
+                outputs = _update_streams([state.streams[j] for state in states], cols)
+            else:
+                stream = states[0].streams[j]
+                assert isinstance(stream, TalibStream)
+                answer = _update_cells(states, column, handles[:, column],
+                                       [np.asarray(cols[name], dtype=np.float64) for name in stream.inputs],
+                                       fallback)
+                outputs = tuple(answer[:, k] for k in range(answer.shape[1]))
+            cols.update(zip(spec.columns, outputs, strict=True))
+        prices = [np.asarray(cols[name], dtype=np.float64) for name in CANDLE_INPUTS]
+        first = handles.shape[1] - len(self._ps.candles)
+        raw = np.column_stack(
+            [_update_cells(states, first + k, handles[:, first + k], prices, fallback)[:, 0]
+             for k in range(len(self._ps.candles))]
+        ) if self._ps.candles else np.zeros((len(states), 0))
+        for i in fallback:
+            self._sync(states[i])
+        values = np.column_stack([np.asarray(cols[name], dtype=np.float64) for name in self.plan.columns])
+        window_rows = np.column_stack(
+            [np.asarray(cols[name], dtype=np.float64) for name in states[0].columns])
+        segments, frame, last = _frame(states, window_rows)
+        reported = np.zeros(frame.pos.shape[0], dtype=np.bool_)
+        reported[last] = True
+        hits = _newest_candles(raw, last)
+        found, scores = detect_frame(self._ps, frame, hits, reported)
+        out: list[tuple[int, Detection]] = []
+        if len(found.index):
+            owner = np.searchsorted(last, found.index)  # the segment of each detection's row
+            for k in np.unique(owner).tolist():
+                state = states[k]
+                take = np.flatnonzero(owner == k)
+                det = Detections(state.symbol, state.timeframe, self._ps.names,
+                                 np.full(len(take), int(ts[k]), dtype=np.int64),
+                                 found.take(take), take_scores(scores, take))
+                out.extend((k, d) for d in det)
+        for state, segment, t in zip(states, segments, ts.tolist(), strict=True):
+            state.window = segment[-state.keep :] if state.keep else state.window
+            state.last_ts = t
+        return values, out
 
     def peek_many(self, bars: Iterable[Bar]) -> list[Snapshot]:
         """``peek`` for forming bars of many symbols (each symbol at most once)."""
@@ -208,6 +378,7 @@ class Engine:
         if commit:
             for bar, state, segment in zip(bars, states, segments, strict=True):
                 state.commit(bar, segment)
+                self._sync(state)
         return snaps
 
     def last_ts(self, symbol: str, timeframe: str) -> int | None:
@@ -223,12 +394,13 @@ class Engine:
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
-def _frame(states: list[SymbolState], rows: list[list[float]]) -> tuple[list[np.ndarray], Frame, np.ndarray]:
+def _frame(states: list[SymbolState], rows: list[list[float]] | FloatArray
+           ) -> tuple[list[np.ndarray], Frame, np.ndarray]:
     """Each state's window with its new row under it (its segment), all segments as one
     detection frame, and the frame row of each new row. When every window is full -- every
     bar of a burst after the warm-up -- the segments are stacked in two numpy calls."""
     columns = states[0].columns
-    new = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    new = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(columns))
     depth = states[0].window.shape[0]
     if all(s.window.shape[0] == depth for s in states):
         stacked = np.concatenate(
@@ -249,13 +421,61 @@ def _frame(states: list[SymbolState], rows: list[list[float]]) -> tuple[list[np.
     return segments, frame, last
 
 
-def _newest_candles(raws: list[list[float]], last: np.ndarray) -> CandleHits:
+def _newest_candles(raws: list[list[float]] | FloatArray, last: np.ndarray) -> CandleHits:
     """Candle hits of each segment's newest row (``last[k]``), by row then pattern."""
-    if not raws or not raws[0]:
+    raw = np.asarray(raws, dtype=np.float64)  # [segment, pattern]
+    if raw.ndim != 2 or not raw.shape[1]:
         return CandleHits(_NO_ROWS, _NO_ROWS, np.zeros(0, dtype=np.float64))
-    raw = np.array(raws, dtype=np.float64)  # [segment, pattern]
     seg, pattern = np.nonzero(raw)
     return CandleHits(pattern.astype(np.int64), last[seg], raw[seg, pattern])
+
+
+def _update_cells(states: list[SymbolState], column: int, handles: np.ndarray,
+                  inputs: list[FloatArray], fallback: set[int]) -> FloatArray:
+    """Cell ``column`` of each state updated with its row of ``inputs``: the open handles in
+    one compiled call, a cell still buffering its history by itself (its row joins
+    ``fallback``)."""
+    opened = handles != 0
+    fn = states[0].cells[column].function
+    if opened.all():
+        return fn.update_many(handles, inputs)
+    out = np.empty((len(states), fn.n_outputs), dtype=np.float64)
+    idx = np.flatnonzero(opened)
+    if idx.shape[0]:
+        out[idx] = fn.update_many(handles[idx], [a[idx] for a in inputs])
+    for i in np.flatnonzero(~opened).tolist():
+        out[i] = states[i].cells[column].update(*(float(a[i]) for a in inputs))
+        fallback.add(i)
+    return out
+
+
+def _update_streams(streams: list[IndicatorStream], cols: Columns) -> tuple[FloatArray, ...]:
+    """``update`` of ``streams[i]`` (one kernel's) with row ``i`` of ``cols``: in one call
+    where the stream type has ``update_many``, else row by row."""
+    many = getattr(type(streams[0]), "update_many", None)
+    if many is not None:
+        return tuple(many(streams, cols))
+    lists = {name: np.asarray(col).tolist() for name, col in cols.items()}
+    outs = [stream.update({name: col[i] for name, col in lists.items()})
+            for i, stream in enumerate(streams)]
+    return tuple(np.array(col, dtype=np.float64) for col in zip(*outs, strict=True))
+
+
+def _distinct_rows(block: Block) -> list[IntArray]:
+    """The rows of ``block`` cut into consecutive runs in which no symbol and timeframe
+    repeats."""
+    runs: list[IntArray] = []
+    seen: set[tuple[str, str]] = set()
+    start = 0
+    for i, key in enumerate(zip(block.symbols, block.timeframes, strict=True)):
+        if key in seen:
+            runs.append(np.arange(start, i, dtype=np.int64))
+            seen.clear()
+            start = i
+        seen.add(key)
+    if len(block) > start:
+        runs.append(np.arange(start, len(block), dtype=np.int64))
+    return runs
 
 
 def _distinct_runs(bars: Iterable[Bar]) -> list[list[Bar]]:

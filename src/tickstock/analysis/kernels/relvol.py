@@ -15,6 +15,7 @@ bars exist and when their average is 0 (an index without volume).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,13 +55,38 @@ class RelativeVolumeKernel:
 
 
 class _Slot:
-    """The SMA of one time-of-day slot and its value after the last committed bar."""
+    """The SMA of one time-of-day slot and its value after the last committed bar.
 
-    __slots__ = ("average", "cell")
+    Most slots of a young history hold a few volumes (a minute slot gets one bar a session):
+    they keep them in a list, and open a TA-Lib SMA cell only once ``period`` are there (the
+    batch answer before that is NaN, and at that bar the batch SMA over the kept volumes)."""
+
+    __slots__ = ("average", "cell", "period", "volumes")
 
     def __init__(self, period: int) -> None:
-        self.cell = TalibCell("SMA", {"timeperiod": period})
+        self.period = period
+        self.cell: TalibCell | None = None
+        self.volumes: list[float] = []
         self.average = math.nan
+
+    def seed(self, volumes: FloatArray) -> None:
+        """Start from the slot's stored volumes, oldest first."""
+        if volumes.shape[0] < self.period:
+            self.volumes = volumes.tolist()
+            return
+        self.cell = TalibCell("SMA", {"timeperiod": self.period})
+        self.cell.warm_up([volumes])
+        self.average = float(_SMA(volumes, self.period)[-1])
+
+    def add(self, volume: float) -> None:
+        """Commit one bar's volume."""
+        if self.cell is not None:
+            self.average = self.cell.update(volume)[0]
+            return
+        self.volumes.append(volume)
+        if len(self.volumes) >= self.period:
+            volumes, self.volumes = np.array(self.volumes, dtype=np.float64), []
+            self.seed(volumes)
 
 
 class RelativeVolumeStream:
@@ -88,8 +114,7 @@ class RelativeVolumeStream:
         bounds = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
         for idx in np.split(order, bounds) if order.shape[0] else []:
             slot = _Slot(self._period)
-            slot.cell.warm_up([volume[idx]])
-            slot.average = float(_SMA(volume[idx], self._period)[-1])
+            slot.seed(volume[idx])
             self._slots[int(keys[idx[0]])] = slot
 
     def update(self, row: Row) -> tuple[float, ...]:
@@ -99,7 +124,37 @@ class RelativeVolumeStream:
             slot = self._slots[key] = _Slot(self._period)
         volume = row[VOLUME]
         out = safe_ratio1(volume, slot.average)
-        slot.average = slot.cell.update(volume)[0]
+        slot.add(volume)
+        return (out,)
+
+    @staticmethod
+    def update_many(streams: Sequence[RelativeVolumeStream], cols: Columns) -> tuple[FloatArray, ...]:
+        """``update`` of ``streams[i]`` (none twice) with row ``i`` of ``cols``; the slots
+        with an SMA cell advance in one ``TalibCell.update_many``."""
+        volume = np.asarray(cols[VOLUME], dtype=np.float64)
+        session = cols.get(SESSION)
+        keys = ([0] * len(streams) if session is None
+                else (np.asarray(cols[TS], dtype=np.int64) - np.asarray(session, dtype=np.int64)).tolist())
+        slots = []
+        for stream, key in zip(streams, keys, strict=True):
+            slot = stream._slots.get(key)
+            if slot is None:
+                slot = stream._slots[key] = _Slot(stream._period)
+            slots.append(slot)
+        average = np.array([slot.average for slot in slots], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(average > 0, volume / average, np.nan)
+        opened = [i for i, slot in enumerate(slots) if slot.cell is not None]
+        if opened:
+            cells = [cell for cell in (slots[i].cell for i in opened) if cell is not None]
+            updated = TalibCell.update_many(cells, [volume[opened]])[:, 0].tolist()
+            for i, value in zip(opened, updated, strict=True):
+                slots[i].average = value
+        if len(opened) < len(slots):
+            has_cell = set(opened)
+            for i, slot in enumerate(slots):
+                if i not in has_cell:
+                    slot.add(float(volume[i]))
         return (out,)
 
     def peek(self, row: Row) -> tuple[float, ...]:

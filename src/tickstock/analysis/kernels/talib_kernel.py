@@ -1,6 +1,7 @@
-"""TA-Lib-backed kernels: the Function API for batch, ``talib.stream`` handles for bars.
+"""TA-Lib-backed kernels: the Function API for batch, TA-Lib stream handles for bars.
 
-A ``talib.stream`` handle is bit-identical to the Function API for every bar after it opens
+A TA-Lib stream handle (opened and updated through ``talib_c``, the C calls ``talib.stream``
+wraps) is bit-identical to the Function API for every bar after it opens
 (verified on the real daily universe by ``tests/analysis/test_golden.py`` and
 ``test_incremental.py``), but it can only be opened on enough history: ``lookback + 1`` bars,
 a little more where a function's seeding needs it (``talib.InsufficientHistory``). Until then
@@ -30,15 +31,14 @@ from typing import Any
 import numpy as np
 import talib
 import talib.abstract
-import talib.stream
 
 from tickstock.analysis.bars import FloatArray
+from tickstock.analysis.kernels.talib_c import CFunction, Handle, c_function
 from tickstock.analysis.spec import Columns, ParamValue, Row
 
-# The stubs of the wheel lag its runtime (InsufficientHistory, abstract.Function).
+# The stubs of the wheel lag its runtime (abstract.Function, get_function_groups).
 _TALIB: Any = talib
 _ABSTRACT: Any = talib.abstract
-InsufficientHistory: type[Exception] = _TALIB.InsufficientHistory
 
 
 def batch_function(function: str) -> Callable[..., Any]:
@@ -88,80 +88,72 @@ def _valid_bars(history: Sequence[FloatArray]) -> int:
 
 
 class TalibCell:
-    """One TA-Lib function's incremental state: buffered history, then a stream handle."""
+    """One TA-Lib function's incremental state: buffered history, then a stream handle
+    (``talib_c``: ``handle`` is its address, 0 while the history is buffered, so an engine can
+    update many cells' handles in one call)."""
 
-    __slots__ = (
-        "_batch",
-        "_buffer",
-        "_fill",
-        "_function",
-        "_handle",
-        "_lookback",
-        "_opener",
-        "_params",
-        "_valid",
-    )
+    __slots__ = ("_buffer", "_fill", "_fn", "_lookback", "_params", "_valid", "handle")
 
     def __init__(self, function: str, params: Mapping[str, ParamValue]) -> None:
-        self._function = function
-        self._batch: Callable[..., Any] = batch_function(function)
-        self._opener: Any = getattr(talib.stream, function)
         self._params = params
+        self._fn = c_function(function, tuple(sorted(params.items())))
         self._buffer: list[list[float]] | None = None
-        self._handle: Any = None
+        self.handle: Handle = 0
         # Known once the number of inputs is (first warm-up or bar); -1 until then.
         self._lookback = -1
         self._fill: tuple[float, ...] = ()
         self._valid = 0  # buffered bars TA-Lib counts as history (see ``_valid_bars``)
 
+    def __del__(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self.handle:
+            self._fn.close(self.handle)
+            self.handle = 0
+
+    @property
+    def function(self) -> CFunction:
+        return self._fn
+
     def _learn_shape(self, n_inputs: int) -> None:
         if self._lookback < 0:
             key = tuple(sorted(self._params.items()))
-            self._lookback, self._fill = _lookback_and_fill(self._function, n_inputs, key)
+            self._lookback, self._fill = _lookback_and_fill(self._fn.function, n_inputs, key)
 
     def _inside_lookback(self, valid: int) -> bool:
         return bool(self._fill) and valid <= self._lookback
 
     def warm_up(self, history: Sequence[FloatArray]) -> None:
         """Seed from ``history`` (one array per input); opens the handle if it is enough."""
-        self._handle, self._buffer = None, None
+        self._release()
+        self._buffer = None
         if history and len(history[0]):
-            try:  # straight from the arrays: most warm-ups are long enough
-                self._handle = self._opener(
-                    *(np.asarray(a, dtype=np.float64) for a in history), **self._params
-                )
+            opened = self._fn.open(history)  # straight from the arrays: most are long enough
+            if opened is not None:
+                self.handle = opened[0]
                 return
-            except InsufficientHistory:
-                pass
         self._buffer = [list(map(float, arr)) for arr in history]
         self._learn_shape(len(history))
         self._valid = _valid_bars(history) if history and len(history[0]) else 0
 
     def _try_open(self) -> tuple[float, ...] | None:
         assert self._buffer is not None
-        arrays = [np.asarray(col, dtype=np.float64) for col in self._buffer]
-        try:
-            self._handle = self._opener(*arrays, **self._params)
-        except InsufficientHistory:
+        opened = self._fn.open([np.asarray(col, dtype=np.float64) for col in self._buffer])
+        if opened is None:
             return None
+        self.handle, value = opened
         self._buffer = None
-        return _as_tuple(self._handle.value)
+        return value
 
     def _batch_last(self, arrays: Sequence[FloatArray]) -> tuple[float, ...]:
-        out = _as_tuple(self._batch(*arrays, **self._params))
+        out = _as_tuple(batch_function(self._fn.function)(*arrays, **self._params))
         return tuple(float(col[-1]) for col in out)
 
     def update(self, *values: float) -> tuple[float, ...]:
         """Commit one bar of inputs; return the function's outputs for it."""
-        handle = self._handle
-        if handle is not None:
-            try:
-                return _as_tuple(handle.update(*values))
-            except Exception:  # TA-Lib refuses a non-finite bar with a bare Exception
-                if all(math.isfinite(v) for v in values):
-                    raise
-            handle.advance()
-            return (math.nan,) * len(_as_tuple(handle.value))
+        if self.handle:
+            return self._fn.update(self.handle, values)
         if self._buffer is None:
             self._buffer = [[] for _ in values]
             self._valid = 0
@@ -178,16 +170,29 @@ class TalibCell:
         assert self._buffer is not None
         return self._batch_last([np.asarray(col, dtype=np.float64) for col in self._buffer])
 
+    @staticmethod
+    def update_many(cells: Sequence[TalibCell], inputs: Sequence[FloatArray]) -> FloatArray:
+        """``update`` of ``cells[i]`` (all of one function and parameters, none twice) with
+        bar ``i`` of ``inputs`` (one array per input): the outputs, ``[cells, outputs]``. The
+        open handles are updated in one compiled call (``CFunction.update_many``)."""
+        n = len(cells)
+        fn = cells[0]._fn
+        handles = np.fromiter((c.handle for c in cells), dtype=np.uint64, count=n)
+        opened = handles != 0
+        if opened.all():
+            return fn.update_many(handles, inputs)
+        out = np.empty((n, fn.n_outputs), dtype=np.float64)
+        idx = np.flatnonzero(opened)
+        if idx.shape[0]:
+            out[idx] = fn.update_many(handles[idx], [np.asarray(a)[idx] for a in inputs])
+        for i in np.flatnonzero(~opened).tolist():
+            out[i] = cells[i].update(*(float(a[i]) for a in inputs))
+        return out
+
     def peek(self, *values: float) -> tuple[float, ...]:
         """What ``update`` would return for this bar; commits nothing."""
-        handle = self._handle
-        if handle is not None:
-            try:
-                return _as_tuple(handle.peek(*values))
-            except Exception:
-                if all(math.isfinite(v) for v in values):
-                    raise
-            return (math.nan,) * len(_as_tuple(handle.value))
+        if self.handle:
+            return self._fn.peek(self.handle, values)
         self._learn_shape(len(values))
         valid = self._valid + 1 if self._valid or not any(map(math.isnan, values)) else 0
         if self._inside_lookback(valid):
@@ -227,6 +232,14 @@ class TalibStream:
         # most read one column (the close): no argument tuple to build per bar
         self._only = kernel.inputs[0] if len(kernel.inputs) == 1 else None
         self._cell = TalibCell(kernel.function, dict(kernel.params))
+
+    @property
+    def cell(self) -> TalibCell:
+        return self._cell
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self._inputs
 
     def warm_up(self, history: Columns) -> None:
         self._cell.warm_up([np.asarray(history[name], dtype=np.float64) for name in self._inputs])

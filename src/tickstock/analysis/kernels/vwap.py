@@ -20,6 +20,7 @@ incremental answers are the same floating-point numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,3 +124,31 @@ class VwapStream:
 
     def peek(self, row: Row) -> tuple[float, ...]:
         return self._step(row)[1]
+
+    @staticmethod
+    def update_many(streams: Sequence[VwapStream], cols: Columns) -> tuple[FloatArray, ...]:
+        """``update`` of ``streams[i]`` (none twice) with row ``i`` of ``cols``: the same
+        operations in the same order on columns, so the same numbers."""
+        n = len(streams)
+        session = cols.get(SESSION)
+        if session is None:
+            for s in streams:
+                s._session = None
+            return (np.full(n, np.nan),) * len(OUTPUTS)
+        sessions = np.asarray(session).tolist()
+        zero = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        sums = np.array([s._sums if s._session == k else zero
+                         for s, k in zip(streams, sessions, strict=True)], dtype=np.float64).reshape(n, 6)
+        p = (np.asarray(cols[HIGH], dtype=np.float64) + np.asarray(cols[LOW], dtype=np.float64)
+             + np.asarray(cols[CLOSE], dtype=np.float64)) / 3.0
+        v = np.asarray(cols[VOLUME], dtype=np.float64)
+        sw, swp, swpp = sums[:, 0] + v, sums[:, 1] + v * p, sums[:, 2] + v * p * p
+        count, sp, spp = sums[:, 3] + 1.0, sums[:, 4] + p, sums[:, 5] + p * p
+        weighted = sw > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mid = np.where(weighted, swp / sw, sp / count)
+            var = np.where(weighted, swpp / sw - mid * mid, spp / count - mid * mid)
+        new = np.column_stack((sw, swp, swpp, count, sp, spp)).tolist()
+        for s, row, k in zip(streams, new, sessions, strict=True):
+            s._sums, s._session = tuple(row), k
+        return _bands(mid, var)

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime
 from math import isfinite
-from operator import itemgetter
 
 import numpy as np
 
 from tickstock.analysis import Bar, Bars, Snapshot, Spec, get
 from tickstock.analysis.bars import datetime_to_ns
-from tickstock.analysis.incremental import Engine
+from tickstock.analysis.incremental import Block, Engine
 from tickstock.analysis.results import Detection as AnalysisDetection
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import Direction
@@ -81,16 +80,29 @@ class AnalysisLiveEngine:
 
     def update_packed(self, bars: Sequence[LiveBar]
                       ) -> tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]:
-        """``update_many`` as an analysis process answers it: the value columns' names, one
-        row of values a bar (non-finite where a value is not defined) and each bar's
-        detections -- no dict a bar, one array to pickle."""
-        names = self.engine.plan.columns
-        pick = itemgetter(*names) if len(names) > 1 else (lambda v: (v[names[0]],))
-        snaps = self.engine.update_many([self._bar(b) for b in bars])
-        values = np.array([pick(s.values) for s in snaps], dtype=np.float64)
-        return (names, values.reshape(len(snaps), len(names)),
-                [tuple(_detection(d) for d in s.detections) if s.detections else ()
-                 for s in snaps])
+        """``update_many`` as columns: the value columns' names, one row of values a bar
+        (non-finite where a value is not defined) and each bar's detections -- no dict a
+        bar (the engine advances the whole chunk column by column, ``Engine.update_block``)."""
+        times = [self._ns(b.start) for b in bars]
+        block = Block(
+            [b.symbol for b in bars], [b.timeframe.value for b in bars],
+            np.array([t for t, _ in times], dtype=np.int64),
+            np.array([b.open for b in bars], dtype=np.float64),
+            np.array([b.high for b in bars], dtype=np.float64),
+            np.array([b.low for b in bars], dtype=np.float64),
+            np.array([b.close for b in bars], dtype=np.float64),
+            np.array([b.volume for b in bars], dtype=np.float64),
+            np.array([b.daily_trend for b in bars], dtype=np.float64),
+            session=np.array([s for _, s in times], dtype=np.int64),
+        )
+        result = self.engine.update_block(block)
+        found: dict[int, list[Detection]] = {}
+        for row, detection in result.detections:  # few: most bars complete no pattern
+            found.setdefault(row, []).append(_detection(detection))
+        detections: list[tuple[Detection, ...]] = [()] * len(bars)
+        for row, listed in found.items():
+            detections[row] = tuple(listed)
+        return result.names, result.values, detections
 
     def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]
                       ) -> Generator[ChunkAnalysis, None, None]:
