@@ -7,15 +7,17 @@ import os
 import signal
 from datetime import date
 
+import numpy as np
 import pytest
 
 from tickstock.contracts.common import Timeframe
+from tickstock.contracts.events import Direction
 from tickstock.market.calendar import nyse
 from tickstock.market.replay import ReplayServer, SyntheticMinutes, synthetic_symbols
 from tickstock.ops.roles.stream import analysis_processes
 from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine
 from tickstock.pipeline.stream.bars import LiveBar, minute_bar
-from tickstock.pipeline.stream.engine import EngineLost
+from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection, EngineLost
 from tickstock.pipeline.stream.parallel_engine import ParallelLiveEngine
 from tickstock.pipeline.stream.rollup import Rollup
 from tickstock.pipeline.stream.sessions import SessionLookup
@@ -131,13 +133,19 @@ def test_the_stream_role_stops_when_an_analysis_process_dies(db_dsn: str, redis_
 def test_chunks_are_analysed_in_turn_and_an_abandoned_run_keeps_the_pipes_in_step() -> None:
     bursts = _bursts(66)
     local = AnalysisLiveEngine(SessionLookup(nyse()))
+    per_bar = AnalysisLiveEngine(SessionLookup(nyse()))
     spread = ParallelLiveEngine(2)
     try:
         histories = _histories(bursts[:60])
-        local.warm_many(histories)
-        spread.warm_many(histories)
+        for engine in (local, per_bar, spread):
+            engine.warm_many(histories)
         chunks = [bursts[60][:7], bursts[60][7:], bursts[61]]
-        assert list(spread.update_chunks(chunks)) == list(local.update_chunks(chunks))
+        got = list(spread.update_chunks(chunks))
+        assert got == list(local.update_chunks(chunks))
+        # the columns hold what the bars' own analyses do, bar by bar
+        assert [a for chunk in got for a in chunk.bars()] == per_bar.update_many(
+            [bar for chunk in chunks for bar in chunk])
+        assert [got[2].bar(i) for i in range(len(got[2]))] == got[2].bars()
         # the caller stops after the first chunk (an error while publishing it): the second,
         # already sent, is analysed and its answers read, so the next call is answered in turn
         run = spread.update_chunks([bursts[62], bursts[63]])
@@ -148,3 +156,13 @@ def test_chunks_are_analysed_in_turn_and_an_abandoned_run_keeps_the_pipes_in_ste
         assert spread.update_many(bursts[64]) == local.update_many(bursts[64])
     finally:
         spread.close()
+
+
+def test_a_chunk_analysis_holds_no_value_where_an_engine_answered_a_non_finite_one() -> None:
+    found = (Detection("cdl_hammer", Direction.BULLISH, 0.5),)
+    chunk = ChunkAnalysis.of(("a", "b", "c"), np.array([[1.0, np.inf, np.nan], [2.0, 3.0, -np.inf]]),
+                             [(), found])
+    assert np.isnan(chunk.values[:, 1:]).tolist() == [[True, True], [False, True]]
+    assert chunk.bars() == [BarAnalysis({"a": 1.0}), BarAnalysis({"a": 2.0, "b": 3.0}, found)]
+    assert chunk == ChunkAnalysis.of(("a", "b", "c"), chunk.values.copy(), [(), found])
+    assert chunk != ChunkAnalysis.of(("a", "b", "c"), chunk.values + 1, [(), found])
