@@ -214,6 +214,8 @@ class Engine:
         self._cell_of = [next(columns) if is_talib else None for is_talib in talib_specs]
         self._handles = np.zeros((16, sum(talib_specs) + len(self._ps.candles)), dtype=np.uint64)
         self._free_slot = 0
+        for cell in SymbolState(self.plan, self._ps, "", "").cells:
+            cell.function.prepare()
 
     def _state(self, symbol: str, timeframe: str) -> SymbolState:
         key = (symbol, timeframe)

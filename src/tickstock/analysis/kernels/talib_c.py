@@ -94,28 +94,33 @@ class CFunction:
         self._advance = _bind(lib, f"TA_{function}_Advance", [_U64])
         self._close = _bind(lib, f"TA_{function}_Close", [_U64])
         self._out_type: Any = (_INT if self.integer else _DOUBLE) * self.n_outputs
+        self._width = ctypes.sizeof(_INT if self.integer else _DOUBLE)
 
     # -- one handle (Python calls) -------------------------------------------------------------
 
-    def open(self, history: Sequence[FloatArray]) -> tuple[Handle, tuple[float, ...]] | None:
-        """A handle opened on ``history`` (one array per input; leading bars NaN in any input
-        are skipped, as the Function API skips them) and its outputs at the last bar; ``None``
-        when the history is too short."""
-        arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in history]
-        defined = np.logical_and.reduce([~np.isnan(a) for a in arrays])
-        first = np.flatnonzero(defined)
-        if not first.shape[0]:
+    def open(self, history: Sequence[FloatArray] | FloatArray) -> tuple[Handle, tuple[float, ...]] | None:
+        """A handle opened on ``history`` (one row per input, oldest bar first; leading bars
+        NaN in any input are skipped, as the Function API skips them) and its outputs at the
+        last bar; ``None`` when the history is too short."""
+        rows = np.ascontiguousarray(history, dtype=np.float64)
+        n = rows.shape[1]
+        if not n:
             return None
-        begin = int(first[0])
+        begin = 0
+        if any(math.isnan(x) for x in rows[:, 0].tolist()):  # most histories start defined
+            first = np.flatnonzero(~np.isnan(rows).any(axis=0))
+            if not first.shape[0]:
+                return None
+            begin = int(first[0])
         box = _U64(0)
         out, addresses = self._outputs()
-        code = self._open(ctypes.addressof(box),
-                          *[a.ctypes.data + 8 * begin for a in arrays],
-                          arrays[0].shape[0] - begin, *self._params, *addresses)
+        at = rows.ctypes.data + 8 * begin
+        code = self._open(ctypes.addressof(box), *[at + 8 * n * k for k in range(self.n_inputs)],
+                          n - begin, *self._params, *addresses)
         if code == _INSUFFICIENT_HISTORY:
             return None
         self._check(code, "Open")
-        return int(box.value), tuple(float(v) for v in out)
+        return int(box.value), tuple(out)
 
     def update(self, handle: Handle, values: Sequence[float]) -> tuple[float, ...]:
         """Commit one bar; its outputs. A bar not finite is counted (``Advance``) and answered
@@ -142,12 +147,16 @@ class CFunction:
     def _outputs(self) -> tuple[Any, list[int]]:
         """A fresh output buffer and the address of each output in it."""
         out = self._out_type()
-        size = ctypes.sizeof(out) // self.n_outputs
-        return out, [ctypes.addressof(out) + k * size for k in range(self.n_outputs)]
+        at = ctypes.addressof(out)
+        return out, [at + k * self._width for k in range(self.n_outputs)]
 
     def close(self, handle: Handle) -> None:
         if handle:
             self._close(handle)
+
+    def prepare(self) -> None:
+        """Compile ``update_many``'s loop now (a few tenths of a second a function)."""
+        _updater(self.function, self.n_inputs, self.n_outputs, self.integer)
 
     # -- many handles (one compiled loop) ------------------------------------------------------
 
@@ -216,5 +225,9 @@ def loop(handles, {inputs}, out):
 """
     namespace: dict[str, Any] = {"fn": fn, "np": np}
     exec(compile(source, f"<TA_{function}_Update loop>", "exec"), namespace)
-    loop: Callable[..., np.ndarray] = numba.njit(nogil=True)(namespace["loop"])
+    column = numba.float64[::1]
+    signature = numba.int64[::1](numba.uint64[::1], *[column] * n_inputs,
+                                 (numba.int32 if integer else numba.float64)[:, ::1])
+    # compiled now, for the arrays ``update_many`` passes: not inside the first burst
+    loop: Callable[..., np.ndarray] = numba.njit(signature, nogil=True)(namespace["loop"])
     return loop

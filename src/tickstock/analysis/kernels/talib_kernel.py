@@ -139,7 +139,7 @@ class TalibCell:
 
     def _try_open(self) -> tuple[float, ...] | None:
         assert self._buffer is not None
-        opened = self._fn.open([np.asarray(col, dtype=np.float64) for col in self._buffer])
+        opened = self._fn.open(np.array(self._buffer, dtype=np.float64))
         if opened is None:
             return None
         self.handle, value = opened
