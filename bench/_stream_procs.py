@@ -17,14 +17,20 @@ SEED = 7
 SESSION_DAY = date(2024, 3, 1)
 
 
-def frames(count: int, minutes: int) -> list[Any]:
-    """The first ``minutes`` synthetic frames of ``count`` symbols (same in every process)."""
+def frames(count: int, minutes: int | None, sessions_before: int = 0) -> list[Any]:
+    """The first ``minutes`` synthetic frames of ``count`` symbols (same in every process) of
+    ``SESSION_DAY``, or of the session ``sessions_before`` sessions earlier; every frame of
+    the session when ``minutes`` is None."""
     from tickstock.market.calendar import nyse
     from tickstock.market.replay import SyntheticMinutes, synthetic_symbols
 
-    session = nyse().session(SESSION_DAY)
-    market = SyntheticMinutes(synthetic_symbols(count), seed=SEED).session(session.open, session.close)
-    return [next(market) for _ in range(minutes)]
+    calendar = nyse()
+    session = calendar.session(SESSION_DAY)
+    for _ in range(sessions_before):
+        session = calendar.previous_session(session.open.date())
+    market = SyntheticMinutes(synthetic_symbols(count), seed=SEED + sessions_before).session(
+        session.open, session.close)
+    return list(market) if minutes is None else [next(market) for _ in range(minutes)]
 
 
 def provider(conn: Connection, count: int, minutes: int, skip: int) -> None:

@@ -26,6 +26,8 @@ import time
 from typing import Any
 
 import numpy as np
+import psutil
+import psycopg
 from talib import stream as ta_stream
 
 from _stream_procs import frames, provider, subscriber
@@ -98,10 +100,13 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
     await loop.run_in_executor(None, from_subscriber.recv)  # subscriber ready
     pool = create_pool(db_dsn, max_size=4)
     started = time.perf_counter()
-    history = _history(frames(args.symbols, args.warm))
+    played = [f for k in range(args.sessions, 0, -1) for f in frames(args.symbols, None, k)]
+    history = _history([*played, *frames(args.symbols, args.warm)])
     BarStore(pool).upsert(history)
-    print(f"stored {args.warm} minutes of history ({len(history)} bars with the derived ones) "
-          f"in {time.perf_counter() - started:.1f} s")
+    with psycopg.connect(db_dsn, autocommit=True) as conn:  # as autovacuum would have by now
+        conn.execute("VACUUM ANALYZE bars")
+    print(f"stored {args.sessions} session(s) and {args.warm} minutes of history "
+          f"({len(history)} bars with the derived ones) in {time.perf_counter() - started:.1f} s")
     client = connect(redis_url, name="bench-stream")
     service = _service(pool, client, ws_url, rest_url, args.symbols, processes=args.processes)
     stop = asyncio.Event()
@@ -120,9 +125,11 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
                                           arrivals, received=(k + 1) * args.symbols)
             latencies.append(latency)
             stages.append(spent)
-            busy.append(sum(spent.values()))
+            busy.append(sum(v for k, v in spent.items() if not k.startswith("cpu ")))
+            cpu = ", ".join(f"{name[4:]} {1000 * v:.0f}" for name, v in sorted(spent.items())
+                            if name.startswith("cpu "))
             print(f"burst {k + 1}: {1000 * latency:.0f} ms (processing {1000 * busy[-1]:.0f} ms, "
-                  f"{service.stats.events} events so far)", flush=True)
+                  f"{service.stats.events} events so far; CPU ms: {cpu})", flush=True)
     finally:
         stop.set()
         await asyncio.wait_for(running, 60)
@@ -146,11 +153,39 @@ def _received(conn: Any) -> int:
             return int(value)
 
 
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds used so far by this machine's processes, by what they are: this process
+    (the stream role), its analysis processes, the provider and subscriber, PostgreSQL,
+    Redis -- a burst's CPU is what it costs the 2 cores, whichever process spends it."""
+    me = psutil.Process()
+    roles: dict[str, float] = {}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        try:
+            times = proc.info["cpu_times"]
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            name = proc.info["name"] or ""
+            if proc.pid == me.pid:
+                role = "stream role"
+            elif "postgres" in name or "postgres" in cmdline:
+                role = "postgresql"
+            elif "redis-server" in name:
+                role = "redis"
+            elif "multiprocessing" in cmdline and proc.ppid() == me.pid:
+                role = "children"
+            else:
+                continue
+            roles[role] = roles.get(role, 0.0) + times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied, TypeError):
+            continue
+    return roles
+
+
 async def _burst(service: StreamService, client: Any, to_provider: Any, from_subscriber: Any,
                  arrivals: list[tuple[tuple[int, int], float]], *,
                  received: int) -> tuple[float, dict[str, float]]:
     """One burst: its latency and the processing time it cost, by stage."""
     loop = asyncio.get_running_loop()
+    cpu_before = cpu_by_role()
     before = dict(service.stats.stage_s)
     to_provider.send("next")
     _, sent_at = await loop.run_in_executor(None, to_provider.recv)
@@ -159,7 +194,8 @@ async def _burst(service: StreamService, client: Any, to_provider: Any, from_sub
     await service.drain()
     last = _entry(client.xrevrange(names.EVENTS_STREAM, count=1)[0][0].decode())
     reached = await _arrival(loop, from_subscriber, arrivals, last)
-    return reached - sent_at, {k: v - before.get(k, 0.0) for k, v in service.stats.stage_s.items()}
+    cpu = {f"cpu {k}": v - cpu_before.get(k, 0.0) for k, v in cpu_by_role().items()}
+    return reached - sent_at, {k: v - before.get(k, 0.0) for k, v in service.stats.stage_s.items()} | cpu
 
 
 def _service(pool: Any, client: Any, ws_url: str, rest_url: str, count: int,
@@ -213,7 +249,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=5000)
     parser.add_argument("--bursts", type=int, default=10)
-    parser.add_argument("--warm", type=int, default=60)
+    parser.add_argument("--warm", type=int, default=60,
+                        help="minutes of the bursts' session stored before the service starts")
+    parser.add_argument("--sessions", type=int, default=1,
+                        help="whole earlier sessions stored before those (0: the platform's first "
+                             "day, when the derived timeframes' indicators are still warming up)")
     parser.add_argument("--processes", type=int, default=0,
                         help="analysis processes (0: the role's default for the universe)")
     args = parser.parse_args()

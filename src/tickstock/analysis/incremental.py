@@ -49,7 +49,7 @@ from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, 
 from tickstock.analysis.patterns.found import CandleHits
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_SPECS
-from tickstock.analysis.results import Detection, Detections, Result, Snapshot
+from tickstock.analysis.results import Detection, Detections, Result, Snapshot, detection_rows
 from tickstock.analysis.spec import Columns, IndicatorStream, Spec
 from tickstock.core.errors import DataValidationError
 
@@ -333,14 +333,13 @@ class Engine:
         found, scores = detect_frame(self._ps, frame, hits, reported)
         out: list[tuple[int, Detection]] = []
         if len(found.index):
-            owner = np.searchsorted(last, found.index)  # the segment of each detection's row
-            for k in np.unique(owner).tolist():
-                state = states[k]
-                take = np.flatnonzero(owner == k)
-                det = Detections(state.symbol, state.timeframe, self._ps.names,
-                                 np.full(len(take), int(ts[k]), dtype=np.int64),
-                                 found.take(take), take_scores(scores, take))
-                out.extend((k, d) for d in det)
+            owner = np.searchsorted(last, found.index).tolist()  # each detection's segment
+            times = ts.tolist()
+            listed = detection_rows(self._ps.names, found, scores,
+                                    symbols=[states[k].symbol for k in owner],
+                                    timeframes=[states[k].timeframe for k in owner],
+                                    ts=[times[k] for k in owner])
+            out = list(zip(owner, listed, strict=True))
         for state, segment, t in zip(states, segments, ts.tolist(), strict=True):
             state.window = segment[-state.keep :] if state.keep else state.window
             state.last_ts = t

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 import numpy as np
@@ -66,39 +66,44 @@ class Detections:
         return [self.names[i] for i in self.found.pattern.tolist()]
 
     def row(self, i: int) -> Detection:
-        f, s = self.found, self.scores
-        agrees = int(s.daily_agrees[i])
-        return Detection(
-            symbol=self.symbol,
-            timeframe=self.timeframe,
-            ts_ns=int(self.ts[i]),
-            pattern=self.names[int(f.pattern[i])],
-            direction=DIRECTIONS[int(f.direction[i])],
-            strength=float(f.strength[i]),
-            confidence=float(s.confidence[i]),
-            levels=_finite(
-                {
-                    "level": float(f.level[i]),
-                    "stop": float(s.stop[i]),
-                    "high": float(f.high[i]),
-                    "low": float(f.low[i]),
-                }
-            ),
-            evidence=_finite(
-                {
-                    "strength": float(f.strength[i]),
-                    "trend": float(s.trend_score[i]),
-                    "volume": float(s.volume_score[i]),
-                    "trend_atr": float(s.trend_atr[i]),
-                    "rvol": float(s.rvol[i]),
-                    "metric": float(f.metric[i]),
-                }
-            ),
-            daily_agrees=None if agrees < 0 else bool(agrees),
-        )
+        one = slice(i, i + 1)
+        scores = Scores(*(getattr(self.scores, f.name)[one] for f in fields(Scores)))
+        return detection_rows(self.names, self.found.take(one), scores, symbols=[self.symbol],
+                              timeframes=[self.timeframe], ts=[int(self.ts[i])])[0]
+
+    def rows(self) -> list[Detection]:
+        """Every detection as a ``Detection``."""
+        n = len(self)
+        return detection_rows(self.names, self.found, self.scores, symbols=[self.symbol] * n,
+                              timeframes=[self.timeframe] * n, ts=self.ts.tolist())
 
     def __iter__(self) -> Iterator[Detection]:
-        return (self.row(i) for i in range(len(self)))
+        return iter(self.rows())
+
+
+def detection_rows(names: tuple[str, ...], found: Found, scores: Scores, *, symbols: list[str],
+                   timeframes: list[str], ts: list[int]) -> list[Detection]:
+    """``Detections.row`` of every row of ``found`` / ``scores``, row ``i`` of symbol
+    ``symbols[i]`` on its timeframe and bar (many symbols at once: each column read once)."""
+    f = {name: getattr(found, name).tolist() for name in ("pattern", "direction", "strength",
+                                                         "metric", "level", "high", "low")}
+    s = {name: getattr(scores, name).tolist() for name in ("confidence", "trend_score",
+                                                          "volume_score", "trend_atr", "rvol",
+                                                          "stop", "daily_agrees")}
+    return [
+        Detection(
+            symbol=symbols[i], timeframe=timeframes[i], ts_ns=ts[i],
+            pattern=names[f["pattern"][i]], direction=DIRECTIONS[f["direction"][i]],
+            strength=f["strength"][i], confidence=s["confidence"][i],
+            levels=_finite({"level": f["level"][i], "stop": s["stop"][i],
+                            "high": f["high"][i], "low": f["low"][i]}),
+            evidence=_finite({"strength": f["strength"][i], "trend": s["trend_score"][i],
+                              "volume": s["volume_score"][i], "trend_atr": s["trend_atr"][i],
+                              "rvol": s["rvol"][i], "metric": f["metric"][i]}),
+            daily_agrees=None if s["daily_agrees"][i] < 0 else bool(s["daily_agrees"][i]),
+        )
+        for i in range(len(symbols))
+    ]
 
 
 @dataclass(frozen=True)
