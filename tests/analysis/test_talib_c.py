@@ -129,3 +129,46 @@ def test_update_block_equals_batch_from_cold_short_and_long_starts(daily_univers
     old = daily_universe["AAPL"].bar(cuts["AAPL"] + steps - 1)
     with pytest.raises(DataValidationError, match="not after"):
         engine.update_block(Block.of([old]))
+
+
+def test_a_block_with_a_price_that_is_not_finite_is_refused_naming_the_bar(
+        daily_universe: dict[str, Bars]) -> None:
+    bars = [daily_universe[s].bar(10) for s in ("AAPL", "MSFT")]
+    bars[1].close = math.nan
+    with pytest.raises(DataValidationError, match=r"MSFT/day: bar at .* not finite"):
+        Block.of(bars)
+
+
+def test_update_many_takes_bars_with_and_without_a_session_in_one_call(
+        daily_universe: dict[str, Bars]) -> None:
+    """Intraday bars carry their session, daily bars none: one call may mix them (each run
+    becomes its own block) and each answers as it would alone."""
+    aapl, msft = daily_universe["AAPL"], daily_universe["MSFT"]
+    mixed, alone = Engine(), Engine()
+    for engine in (mixed, alone):
+        engine.warm_up(aapl.slice(0, 100))
+        engine.warm_up(msft.slice(0, 100))
+    day = msft.bar(100)
+    intraday = aapl.bar(100)
+    intraday.session = int(intraday.ts)
+    snaps = mixed.update_many([intraday, day])
+    assert [s.symbol for s in snaps] == ["AAPL", "MSFT"]
+    want = [alone.update(intraday), alone.update(day)]
+    for got, expected in zip(snaps, want, strict=True):
+        assert got.values.keys() == expected.values.keys()
+        assert all(np.array_equal(got.values[k], expected.values[k], equal_nan=True) for k in got.values)
+
+
+def test_a_cell_owns_its_handle_and_cannot_be_copied() -> None:
+    import copy
+    import pickle
+
+    from tickstock.analysis.kernels.talib_kernel import TalibCell
+
+    cell = TalibCell("SMA", {"timeperiod": 3})
+    cell.warm_up([np.arange(10, dtype=np.float64)])
+    assert cell.handle
+    for duplicate in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError, match="C handle"):
+            duplicate(cell)
+    assert cell.update(10.0) == (9.0,)

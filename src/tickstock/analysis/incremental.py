@@ -88,6 +88,16 @@ class Block:
     daily_trend: FloatArray
     session: IntArray | None = None
 
+    def __post_init__(self) -> None:
+        prices = np.vstack((self.open, self.high, self.low, self.close, self.volume))
+        bad = np.flatnonzero(~np.isfinite(prices).all(axis=0))
+        if bad.shape[0]:
+            i = int(bad[0])
+            raise DataValidationError(
+                f"{self.symbols[i]}/{self.timeframes[i]}: bar at {int(self.ts[i])} has a price or "
+                f"volume that is not finite ({[float(x) for x in prices[:, i]]})"
+            )
+
     def __len__(self) -> int:
         return len(self.symbols)
 
@@ -259,17 +269,17 @@ class Engine:
 
     def update_many(self, bars: Iterable[Bar]) -> list[Snapshot]:
         """``update`` for new bars of many symbols (in order; a symbol may repeat)."""
-        group = list(bars)
-        if not group:
-            return []
-        result = self.update_block(Block.of(group))
-        names = result.names
-        found: dict[int, list[Detection]] = {}
-        for row, detection in result.detections:
-            found.setdefault(row, []).append(detection)
-        return [Snapshot(bar.symbol, bar.timeframe, bar.ts, dict(zip(names, values, strict=True)),
+        snaps: list[Snapshot] = []
+        for group in _session_runs(list(bars)):  # a block's bars all have a session or none
+            result = self.update_block(Block.of(group))
+            found: dict[int, list[Detection]] = {}
+            for row, detection in result.detections:
+                found.setdefault(row, []).append(detection)
+            snaps.extend(
+                Snapshot(bar.symbol, bar.timeframe, bar.ts, dict(zip(result.names, values, strict=True)),
                          tuple(found.get(i, ())))
-                for i, (bar, values) in enumerate(zip(group, result.values.tolist(), strict=True))]
+                for i, (bar, values) in enumerate(zip(group, result.values.tolist(), strict=True)))
+        return snaps
 
     def update_block(self, block: Block) -> BlockResult:
         """``update`` for each bar of ``block`` in order (a symbol may repeat), as columns:
@@ -427,7 +437,7 @@ def _newest_candles(raws: list[list[float]] | FloatArray, last: np.ndarray) -> C
     raw = np.asarray(raws, dtype=np.float64)  # [segment, pattern]
     if raw.ndim != 2 or not raw.shape[1]:
         return CandleHits(_NO_ROWS, _NO_ROWS, np.zeros(0, dtype=np.float64))
-    seg, pattern = np.nonzero(raw)
+    seg, pattern = np.nonzero((raw != 0) & ~np.isnan(raw))  # NaN: a bar a cell could not read
     return CandleHits(pattern.astype(np.int64), last[seg], raw[seg, pattern])
 
 
@@ -460,6 +470,17 @@ def _update_streams(streams: list[IndicatorStream], cols: Columns) -> tuple[Floa
     outs = [stream.update({name: col[i] for name, col in lists.items()})
             for i, stream in enumerate(streams)]
     return tuple(np.array(col, dtype=np.float64) for col in zip(*outs, strict=True))
+
+
+def _session_runs(bars: list[Bar]) -> list[list[Bar]]:
+    """``bars`` cut into consecutive runs that all have a session or all have none."""
+    runs: list[list[Bar]] = []
+    for bar in bars:
+        if runs and (runs[-1][-1].session is None) == (bar.session is None):
+            runs[-1].append(bar)
+        else:
+            runs.append([bar])
+    return runs
 
 
 def _distinct_rows(block: Block) -> list[IntArray]:

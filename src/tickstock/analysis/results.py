@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tickstock.analysis.bars import Bars, FloatArray, IntArray, ns_to_datetime
 from tickstock.analysis.patterns.found import Found
@@ -66,16 +67,21 @@ class Detections:
         return [self.names[i] for i in self.found.pattern.tolist()]
 
     def row(self, i: int) -> Detection:
+        i = range(len(self))[i]  # a negative index counts from the end; out of range raises
         one = slice(i, i + 1)
         scores = Scores(*(getattr(self.scores, f.name)[one] for f in fields(Scores)))
         return detection_rows(self.names, self.found.take(one), scores, symbols=[self.symbol],
                               timeframes=[self.timeframe], ts=[int(self.ts[i])])[0]
 
-    def rows(self) -> list[Detection]:
-        """Every detection as a ``Detection``."""
-        n = len(self)
-        return detection_rows(self.names, self.found, self.scores, symbols=[self.symbol] * n,
-                              timeframes=[self.timeframe] * n, ts=self.ts.tolist())
+    def rows(self, keep: NDArray[np.bool_] | None = None) -> list[Detection]:
+        """Every detection as a ``Detection`` (those where ``keep`` is true)."""
+        found, scores, ts = self.found, self.scores, self.ts
+        if keep is not None:
+            found, ts = found.take(keep), ts[keep]
+            scores = Scores(*(getattr(scores, f.name)[keep] for f in fields(Scores)))
+        n = len(found)
+        return detection_rows(self.names, found, scores, symbols=[self.symbol] * n,
+                              timeframes=[self.timeframe] * n, ts=ts.tolist())
 
     def __iter__(self) -> Iterator[Detection]:
         return iter(self.rows())

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import ctypes
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numba
@@ -50,19 +48,21 @@ class TalibCError(RuntimeError):
 
 @cache
 def _library() -> ctypes.CDLL:
-    """The TA-Lib C library the ``talib`` extension is linked against, as loaded in this
-    process (its mapped file: the wheel ships it next to the extension, a source build links
-    a system one)."""
-    import talib._ta_lib as extension  # noqa: F401  (maps the library into the process)
+    """The TA-Lib C library as the ``talib`` extension sees it: opening the extension module
+    again and looking symbols up in it searches its own dependencies, whichever library it was
+    linked against (the wheel's bundled one, a system one, or statically).
 
-    maps = Path("/proc/self/maps").read_text()
-    paths = {line.split()[-1] for line in maps.splitlines() if line.endswith(".so") or ".so." in line}
-    for path in sorted(paths):
-        name = Path(path).name
-        if re.match(r"lib(ta-lib|ta_lib)[-.]", name):
-            return ctypes.CDLL(path)
-    raise TalibCError("the TA-Lib C library the talib package uses was not found among this "
-                      "process's mapped libraries (looked for libta-lib / libta_lib)")
+    One ``talib.stream`` handle stays open for the life of the process: talib's own handle
+    count is what keeps it from shutting TA-Lib down at exit, or changing its global settings,
+    while handles are open -- and it cannot see the handles opened here."""
+    import talib._ta_lib as extension
+    import talib.stream
+
+    _GUARD.append(talib.stream.SMA(np.arange(3, dtype=np.float64), timeperiod=2))
+    return ctypes.CDLL(extension.__file__)
+
+
+_GUARD: list[Any] = []
 
 
 class CFunction:
@@ -95,6 +95,12 @@ class CFunction:
         self._close = _bind(lib, f"TA_{function}_Close", [_U64])
         self._out_type: Any = (_INT if self.integer else _DOUBLE) * self.n_outputs
         self._width = ctypes.sizeof(_INT if self.integer else _DOUBLE)
+        # the same C function as a first-class value for the compiled loop, which is compiled
+        # once per call signature (inputs, outputs), not once per TA-Lib function
+        address = ctypes.cast(self._update, ctypes.c_void_p).value
+        assert address is not None
+        self._update_fn = ctypes.CFUNCTYPE(_INT, _U64, *ins, *outs)(address)
+        self._loop = _loop(self.n_inputs, self.n_outputs, self.integer)
 
     # -- one handle (Python calls) -------------------------------------------------------------
 
@@ -120,7 +126,7 @@ class CFunction:
         if code == _INSUFFICIENT_HISTORY:
             return None
         self._check(code, "Open")
-        return int(box.value), tuple(out)
+        return int(box.value), tuple(map(float, out))
 
     def update(self, handle: Handle, values: Sequence[float]) -> tuple[float, ...]:
         """Commit one bar; its outputs. A bar not finite is counted (``Advance``) and answered
@@ -151,12 +157,14 @@ class CFunction:
         return out, [at + k * self._width for k in range(self.n_outputs)]
 
     def close(self, handle: Handle) -> None:
+        """Release ``handle`` (0: nothing to release)."""
         if handle:
             self._close(handle)
 
     def prepare(self) -> None:
-        """Compile ``update_many``'s loop now (a few tenths of a second a function)."""
-        _updater(self.function, self.n_inputs, self.n_outputs, self.integer)
+        """Compile ``update_many``'s loop for this signature now (about half a second the
+        first time a signature is seen in a process), not inside the first burst."""
+        self.update_many(np.zeros(0, dtype=np.uint64), [np.zeros(0)] * self.n_inputs)
 
     # -- many handles (one compiled loop) ------------------------------------------------------
 
@@ -165,11 +173,9 @@ class CFunction:
         every ``i``: the outputs as float64 ``[n, n_outputs]``. A handle must not repeat."""
         n = handles.shape[0]
         out = np.empty((n, self.n_outputs), dtype=np.int32 if self.integer else np.float64)
-        if not n:
-            return out.astype(np.float64)
         columns = [np.ascontiguousarray(a, dtype=np.float64) for a in inputs]
-        failed = _updater(self.function, self.n_inputs, self.n_outputs, self.integer)(
-            np.ascontiguousarray(handles, dtype=np.uint64), *columns, out)
+        failed = self._loop(self._update_fn, np.ascontiguousarray(handles, dtype=np.uint64),
+                            *columns, out)
         result = out.astype(np.float64) if self.integer else out
         if failed.shape[0]:  # a bar a handle refused: NaN inputs are skipped, others an error
             for i in failed.tolist():
@@ -202,32 +208,26 @@ def c_function(function: str, params: tuple[tuple[str, ParamValue], ...]) -> CFu
 
 
 @cache
-def _updater(function: str, n_inputs: int, n_outputs: int, integer: bool) -> Callable[..., np.ndarray]:
-    """The compiled loop calling ``TA_<function>_Update`` over a column of handles:
-    ``loop(handles, input_0, ..., out)`` returns the indices of the bars a handle refused.
-    Compiled once per function and process (the C function's address is a constant of the
-    machine code); the C call's arity is fixed, so the loop's source is written for it."""
-    fn = _bind(_library(), f"TA_{function}_Update",
-               [_U64, *[_DOUBLE] * n_inputs, *[_U64] * n_outputs])
+def _loop(n_inputs: int, n_outputs: int, integer: bool) -> Callable[..., np.ndarray]:
+    """The compiled loop ``loop(update, handles, input_0, ..., out)`` calling a TA-Lib
+    ``Update`` (a ctypes function of ``n_inputs`` doubles and ``n_outputs`` output pointers)
+    over a column of handles; it returns the indices of the bars a handle refused. The C
+    call's arity is fixed, so the loop's source is written for it."""
     width = 4 if integer else 8
     inputs = ", ".join(f"x{k}" for k in range(n_inputs))
     values = ", ".join(f"x{k}[i]" for k in range(n_inputs))
     outputs = ", ".join(f"at + {k * width}" for k in range(n_outputs))
     source = f"""
-def loop(handles, {inputs}, out):
+def loop(update, handles, {inputs}, out):
     base = out.ctypes.data
     failed = []
     for i in range(handles.shape[0]):
         at = base + {width * n_outputs} * i
-        if fn(handles[i], {values}, {outputs}):
+        if update(handles[i], {values}, {outputs}):
             failed.append(i)
     return np.array(failed, dtype=np.int64)
 """
-    namespace: dict[str, Any] = {"fn": fn, "np": np}
-    exec(compile(source, f"<TA_{function}_Update loop>", "exec"), namespace)
-    column = numba.float64[::1]
-    signature = numba.int64[::1](numba.uint64[::1], *[column] * n_inputs,
-                                 (numba.int32 if integer else numba.float64)[:, ::1])
-    # compiled now, for the arrays ``update_many`` passes: not inside the first burst
-    loop: Callable[..., np.ndarray] = numba.njit(signature, nogil=True)(namespace["loop"])
+    namespace: dict[str, Any] = {"np": np}
+    exec(compile(source, f"<TA-Lib update loop {n_inputs}x{n_outputs}>", "exec"), namespace)
+    loop: Callable[..., np.ndarray] = numba.njit(nogil=True)(namespace["loop"])
     return loop

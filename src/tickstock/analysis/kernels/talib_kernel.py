@@ -95,10 +95,10 @@ class TalibCell:
     __slots__ = ("_buffer", "_fill", "_fn", "_lookback", "_params", "_valid", "handle")
 
     def __init__(self, function: str, params: Mapping[str, ParamValue]) -> None:
+        self.handle: Handle = 0  # first: ``__del__`` reads it even if the rest fails
         self._params = params
         self._fn = c_function(function, tuple(sorted(params.items())))
         self._buffer: list[list[float]] | None = None
-        self.handle: Handle = 0
         # Known once the number of inputs is (first warm-up or bar); -1 until then.
         self._lookback = -1
         self._fill: tuple[float, ...] = ()
@@ -106,6 +106,15 @@ class TalibCell:
 
     def __del__(self) -> None:
         self._release()
+
+    def __copy__(self) -> TalibCell:
+        raise TypeError("a TalibCell owns a C handle: it cannot be copied")
+
+    def __deepcopy__(self, memo: object) -> TalibCell:
+        raise TypeError("a TalibCell owns a C handle: it cannot be copied")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a TalibCell owns a C handle: it cannot be pickled")
 
     def _release(self) -> None:
         if self.handle:

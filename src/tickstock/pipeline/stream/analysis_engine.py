@@ -19,6 +19,7 @@ import numpy as np
 from tickstock.analysis import Bar, Bars, Snapshot, Spec, get
 from tickstock.analysis.bars import datetime_to_ns
 from tickstock.analysis.incremental import Block, Engine
+from tickstock.analysis.plan import Plan
 from tickstock.analysis.results import Detection as AnalysisDetection
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import Direction
@@ -40,6 +41,12 @@ def live_specs(names: Iterable[str] = LIVE_SPEC_NAMES) -> tuple[Spec, ...]:
     return tuple(get(name) for name in names)
 
 
+def warmup_bars(p: Plan) -> int:
+    """Stored bars a (symbol, timeframe) is warmed from: recursive indicators (EMA, RSI, MACD)
+    converge over a few times their period."""
+    return max(p.warmup * 3, 60)
+
+
 class AnalysisLiveEngine:
     """``LiveEngine`` over ``analysis.incremental.Engine`` for ``specs``."""
 
@@ -50,8 +57,7 @@ class AnalysisLiveEngine:
         self._times: dict[datetime, tuple[int, int]] = {}
 
     def warmup_bars(self, timeframe: Timeframe) -> int:
-        # recursive indicators (EMA, RSI, MACD) converge over a few times their period
-        return max(self.engine.plan.warmup * 3, 60)
+        return warmup_bars(self.engine.plan)
 
     def warm(self, history: Sequence[LiveBar]) -> dict[str, float]:
         if not history:

@@ -100,18 +100,17 @@ class ParallelLiveEngine:
     """``LiveEngine`` over ``processes`` child engines (see the module docstring).
 
     ``spec_names``: the live set's canonical names (``analysis_engine.LIVE_SPEC_NAMES`` when
-    ``None``). ``warmup_bars`` is asked of a local engine of the same specs (no child needed).
+    ``None``). ``warmup_bars`` is the plan's of the same specs (no child needed).
     """
 
     def __init__(self, processes: int, spec_names: tuple[str, ...] | None = None) -> None:
-        from tickstock.market.calendar import nyse
-        from tickstock.pipeline.stream.analysis_engine import AnalysisLiveEngine, live_specs
-        from tickstock.pipeline.stream.sessions import SessionLookup
+        from tickstock.analysis.plan import plan
+        from tickstock.pipeline.stream.analysis_engine import live_specs, warmup_bars
 
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
         specs = None if spec_names is None else live_specs(spec_names)
-        self._local = AnalysisLiveEngine(SessionLookup(nyse()), specs)
+        self._warmup_bars = warmup_bars(plan(live_specs() if specs is None else specs))
         ctx = mp.get_context("spawn")
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
@@ -142,7 +141,7 @@ class ParallelLiveEngine:
         return k
 
     def warmup_bars(self, timeframe: Timeframe) -> int:
-        return self._local.warmup_bars(timeframe)
+        return self._warmup_bars
 
     def warm(self, history: Sequence[LiveBar]) -> dict[str, float]:
         return self.warm_many([history])[0]

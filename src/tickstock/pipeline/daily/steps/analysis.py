@@ -236,8 +236,7 @@ def _detections(results: list[tuple[Result, int]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for result, start in results:
         found = result.detections
-        for i in np.flatnonzero(found.found.index >= start).tolist():
-            d = found.row(i)
+        for d in found.rows(found.found.index >= start):
             out.append({"symbol": d.symbol, "timeframe": d.timeframe, "ts": d.ts_ns,
                         "pattern": d.pattern, "direction": d.direction, "strength": d.strength,
                         "confidence": d.confidence, "levels": d.levels, "evidence": d.evidence,
