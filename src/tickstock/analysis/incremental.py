@@ -5,13 +5,19 @@
     snap = engine.update(closed_bar)   # commit a closed bar -> its values and detections
     engine.peek(forming_bar)           # the still-forming bar's values; commits nothing
     snaps = engine.update_many(bars)   # one new bar of each of many symbols, one detection pass
+    result = engine.update_block(block)  # the same as columns in, columns out (the live burst)
 
-Per symbol and timeframe the engine keeps each indicator's stream state (``talib.stream``
-handles for TA-Lib-backed ones) and the last ``Plan.window - 1`` rows of the columns the
-pattern detectors read. The detectors are the batch ones (``patterns.detect.detect_frame``),
-run over those rows plus the new bar -- for every symbol of an ``update_many`` call in one
-frame -- reporting only the new bar. For the same bars, ``update`` returns exactly what
-``batch.compute`` reports for the last of them.
+Per symbol and timeframe the engine keeps each indicator's stream state (TA-Lib stream
+handles for TA-Lib-backed ones, ``kernels.talib_c``) and the last ``Plan.window - 1`` rows of
+the columns the pattern detectors read. The detectors are the batch ones
+(``patterns.detect.detect_frame``), run over those rows plus the new bar -- for every symbol of
+an ``update_many`` call in one frame -- reporting only the new bar. For the same bars,
+``update`` returns exactly what ``batch.compute`` reports for the last of them.
+
+A block (``update_block``) advances every symbol's state column by column: the handles of one
+TA-Lib function for all the block's symbols are one row of a table kept by state slot, updated
+in one compiled call; VWAP and relative volume step their columns with numpy. Not thread-safe:
+one thread drives an engine.
 
 Warm-up and exactness: recursive indicators (EMA, RSI, ATR, ADX, MACD, OBV) depend on every bar
 since the first one they saw, so the incremental values equal the batch values computed over

@@ -1,6 +1,6 @@
 """Indicator specs: one constructor per kind, defaults stated once, canonical names built here.
 
-TA-Lib-backed (the Function API in batch, ``talib.stream`` incrementally; ``warmup`` is
+TA-Lib-backed (the Function API in batch, its stream handles incrementally; ``warmup`` is
 TA-Lib's lookback + 1): ``sma``, ``ema``, ``rsi`` (Wilder), ``macd``, ``bbands``, ``stoch``
 (slow stochastic, SMA smoothing), ``atr``, ``adx``, ``obv``, ``mfi``, ``cci``, ``willr``, ``roc``.
 Self-written (see their kernels): ``vwap``, ``rvol``, ``pivots``, ``hilo`` (52-week high/low

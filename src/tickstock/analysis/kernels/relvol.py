@@ -7,7 +7,7 @@
   start, ``ts - session``, so DST and early closes need no special case. A minute bar at
   10:05 compares with the 10:05 bars of the last 20 sessions.
 
-The average is TA-Lib's SMA (``talib.stream.SMA`` per time-of-day slot when incremental), so
+The average is TA-Lib's SMA (a TA-Lib SMA stream per time-of-day slot when incremental), so
 both engines give the same number. The ratio is NaN while fewer than ``period`` comparable
 bars exist and when their average is 0 (an index without volume).
 """

@@ -4,7 +4,7 @@ A TA-Lib stream handle (opened and updated through ``talib_c``, the C calls ``ta
 wraps) is bit-identical to the Function API for every bar after it opens
 (verified on the real daily universe by ``tests/analysis/test_golden.py`` and
 ``test_incremental.py``), but it can only be opened on enough history: ``lookback + 1`` bars,
-a little more where a function's seeding needs it (``talib.InsufficientHistory``). Until then
+a little more where a function's seeding needs it (the open reports too short a history). Until then
 ``TalibCell`` keeps the bars and answers with the Function API over them, which is the batch
 answer by definition; the first bar that makes the handle open switches it to O(1) updates.
 
