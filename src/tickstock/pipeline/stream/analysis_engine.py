@@ -17,7 +17,7 @@ from math import isfinite
 import numpy as np
 
 from tickstock.analysis import Bar, Bars, Snapshot, Spec, get
-from tickstock.analysis.bars import datetime_to_ns
+from tickstock.analysis.bars import datetime_to_ns, ns_to_datetime
 from tickstock.analysis.incremental import Block, Engine
 from tickstock.analysis.plan import Plan
 from tickstock.analysis.results import Detection as AnalysisDetection
@@ -41,6 +41,19 @@ def live_specs(names: Iterable[str] = LIVE_SPEC_NAMES) -> tuple[Spec, ...]:
     return tuple(get(name) for name in names)
 
 
+def bar_columns(bars: Sequence[LiveBar]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """What the analysis reads of ``bars``, as columns: symbols, timeframes, start times
+    (epoch ns) and a ``[bars, 6]`` array of open, high, low, close, volume and daily trend."""
+    starts: dict[datetime, int] = {}
+    for b in bars:
+        if b.start not in starts:
+            starts[b.start] = datetime_to_ns(b.start)
+    prices = np.array([(b.open, b.high, b.low, b.close, b.volume, b.daily_trend) for b in bars],
+                      dtype=np.float64).reshape(len(bars), 6)
+    return ([b.symbol for b in bars], [b.timeframe.value for b in bars],
+            np.array([starts[b.start] for b in bars], dtype=np.int64), prices)
+
+
 def warmup_bars(p: Plan) -> int:
     """Stored bars a (symbol, timeframe) is warmed from: recursive indicators (EMA, RSI, MACD)
     converge over a few times their period."""
@@ -55,6 +68,7 @@ class AnalysisLiveEngine:
         self.engine = Engine(live_specs() if specs is None else specs)
         # a burst is thousands of bars with one start time: convert each time once
         self._times: dict[datetime, tuple[int, int]] = {}
+        self._sessions: dict[int, int] = {}  # a bar's start -> its session's open, epoch ns
 
     def warmup_bars(self, timeframe: Timeframe) -> int:
         return warmup_bars(self.engine.plan)
@@ -89,23 +103,29 @@ class AnalysisLiveEngine:
         """``update_many`` as columns: the value columns' names, one row of values a bar
         (non-finite where a value is not defined) and each bar's detections -- no dict a
         bar (the engine advances the whole chunk column by column, ``Engine.update_block``)."""
-        times = [self._ns(b.start) for b in bars]
-        block = Block(
-            [b.symbol for b in bars], [b.timeframe.value for b in bars],
-            np.array([t for t, _ in times], dtype=np.int64),
-            np.array([b.open for b in bars], dtype=np.float64),
-            np.array([b.high for b in bars], dtype=np.float64),
-            np.array([b.low for b in bars], dtype=np.float64),
-            np.array([b.close for b in bars], dtype=np.float64),
-            np.array([b.volume for b in bars], dtype=np.float64),
-            np.array([b.daily_trend for b in bars], dtype=np.float64),
-            session=np.array([s for _, s in times], dtype=np.int64),
-        )
+        return self.update_columns(*bar_columns(bars))
+
+    def update_columns(self, symbols: list[str], timeframes: list[str], ts: np.ndarray,
+                       prices: np.ndarray
+                       ) -> tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]:
+        """``update_packed`` of bars given as columns (``bar_columns``): how an analysis
+        process receives them -- arrays pickle in one piece, bar objects with their
+        datetimes one field at a time."""
+        sessions = self._sessions
+        for t in set(ts.tolist()) - sessions.keys():
+            if len(sessions) > 4096:
+                sessions.clear()
+            session = self.sessions.session_of(ns_to_datetime(t))
+            sessions[t] = datetime_to_ns(session.open) if session else t
+        columns = [np.ascontiguousarray(prices[:, k]) for k in range(6)]
+        block = Block(symbols, timeframes, ts, columns[0], columns[1], columns[2], columns[3],
+                      columns[4], columns[5],
+                      session=np.array([sessions[t] for t in ts.tolist()], dtype=np.int64))
         result = self.engine.update_block(block)
         found: dict[int, list[Detection]] = {}
         for row, detection in result.detections:  # few: most bars complete no pattern
             found.setdefault(row, []).append(_detection(detection))
-        detections: list[tuple[Detection, ...]] = [()] * len(bars)
+        detections: list[tuple[Detection, ...]] = [()] * len(symbols)
         for row, listed in found.items():
             detections[row] = tuple(listed)
         return result.names, result.values, detections

@@ -50,8 +50,8 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
         if operation == "stop":
             return
         try:
-            if operation == "update_many":
-                result: Any = engine.update_packed([LiveBar(*t) for t in argument])
+            if operation == "update_columns":
+                result: Any = engine.update_columns(*argument)
             elif operation == "warm_many":
                 result = [engine.warm([LiveBar(*t) for t in history]) for history in argument]
                 # the warmed state lives as long as the child: out of the cyclic collector's
@@ -67,8 +67,9 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
             conn.send(("ok", result))
 
 
-# Bars and answers cross the pipes as plain tuples and one array: pickling 5,000 slotted
-# objects and their value dicts cost the parent more than a third of analysing them.
+# Bars cross the pipes as columns (warm-up histories and peeks as plain tuples), answers as one
+# array and the detections: pickling 5,000 slotted objects, their datetimes and value dicts
+# cost the parent more than a third of analysing them.
 Packed = tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]
 
 
@@ -156,7 +157,7 @@ class ParallelLiveEngine:
         return self.update_many([bar])[0]
 
     def update_many(self, bars: Sequence[LiveBar]) -> list[BarAnalysis]:
-        return self._gather_chunk(*self._send_parts("update_many", bars)).bars()
+        return self._gather_chunk(*self._send_columns(bars)).bars()
 
     def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]
                       ) -> Generator[ChunkAnalysis, None, None]:
@@ -166,14 +167,14 @@ class ParallelLiveEngine:
         next): no pipe can fill both ways."""
         if not chunks:
             return
-        pending: tuple[list[int], list[int]] | None = self._send_parts("update_many", chunks[0])
+        pending: tuple[list[int], list[int]] | None = self._send_columns(chunks[0])
         try:
             for k in range(len(chunks)):
                 assert pending is not None
                 answers = self._gather_chunk(*pending)
                 pending = None
                 if k + 1 < len(chunks):
-                    pending = self._send_parts("update_many", chunks[k + 1])
+                    pending = self._send_columns(chunks[k + 1])
                 yield answers
         finally:  # abandoned early: read the answers nobody will, so the pipes stay in step
             if pending is not None:
@@ -201,9 +202,24 @@ class ParallelLiveEngine:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _send_parts(self, operation: str, bars: Sequence[LiveBar]) -> tuple[list[int], list[int]]:
-        return self._send_to(operation, [_fields(b) for b in bars],
-                             [self.shard(b.symbol) for b in bars])
+    def _send_columns(self, bars: Sequence[LiveBar]) -> tuple[list[int], list[int]]:
+        """Send each child its bars as columns (``analysis_engine.bar_columns``); (the
+        children asked, each bar's child) for ``_gather_chunk``."""
+        from tickstock.pipeline.stream.analysis_engine import bar_columns
+
+        owners = [self.shard(b.symbol) for b in bars]
+        symbols, timeframes, ts, prices = bar_columns(bars)
+        owner = np.array(owners, dtype=np.intp)
+        busy = []
+        for k in range(len(self._conns)):
+            rows = np.flatnonzero(owner == k)
+            if rows.shape[0]:
+                picked = rows.tolist()
+                self._send(k, ("update_columns", ([symbols[i] for i in picked],
+                                                  [timeframes[i] for i in picked],
+                                                  ts[rows], prices[rows])))
+                busy.append(k)
+        return busy, owners
 
     def _send_to(self, operation: str, items: Sequence[Any],
                  owners: list[int]) -> tuple[list[int], list[int]]:
