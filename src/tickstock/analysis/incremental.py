@@ -49,7 +49,7 @@ from tickstock.analysis.bars import (
     IntArray,
 )
 from tickstock.analysis.batch import base_columns, compute_with_plan
-from tickstock.analysis.kernels.talib_kernel import TalibCell, TalibKernel, TalibStream
+from tickstock.analysis.kernels.talib_kernel import TalibCell, TalibKernel, TalibStream, update_cells
 from tickstock.analysis.patterns.candles import CANDLE_INPUTS
 from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, pattern_set, take_scores
 from tickstock.analysis.patterns.found import CandleHits
@@ -449,20 +449,11 @@ def _newest_candles(raws: list[list[float]] | FloatArray, last: np.ndarray) -> C
 
 def _update_cells(states: list[SymbolState], column: int, handles: np.ndarray,
                   inputs: list[FloatArray], fallback: set[int]) -> FloatArray:
-    """Cell ``column`` of each state updated with its row of ``inputs``: the open handles in
-    one compiled call, a cell still buffering its history by itself (its row joins
-    ``fallback``)."""
-    opened = handles != 0
-    fn = states[0].cells[column].function
-    if opened.all():
-        return fn.update_many(handles, inputs)
-    out = np.empty((len(states), fn.n_outputs), dtype=np.float64)
-    idx = np.flatnonzero(opened)
-    if idx.shape[0]:
-        out[idx] = fn.update_many(handles[idx], [a[idx] for a in inputs])
-    for i in np.flatnonzero(~opened).tolist():
-        out[i] = states[i].cells[column].update(*(float(a[i]) for a in inputs))
-        fallback.add(i)
+    """Cell ``column`` of each state updated with its row of ``inputs`` (``update_cells``);
+    the rows a buffering cell answered join ``fallback``."""
+    out, buffering = update_cells(states[0].cells[column].function, handles, inputs,
+                                  lambda i: states[i].cells[column])
+    fallback.update(buffering)
     return out
 
 

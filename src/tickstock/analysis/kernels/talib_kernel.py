@@ -184,19 +184,8 @@ class TalibCell:
         """``update`` of ``cells[i]`` (all of one function and parameters, none twice) with
         bar ``i`` of ``inputs`` (one array per input): the outputs, ``[cells, outputs]``. The
         open handles are updated in one compiled call (``CFunction.update_many``)."""
-        n = len(cells)
-        fn = cells[0]._fn
-        handles = np.fromiter((c.handle for c in cells), dtype=np.uint64, count=n)
-        opened = handles != 0
-        if opened.all():
-            return fn.update_many(handles, inputs)
-        out = np.empty((n, fn.n_outputs), dtype=np.float64)
-        idx = np.flatnonzero(opened)
-        if idx.shape[0]:
-            out[idx] = fn.update_many(handles[idx], [np.asarray(a)[idx] for a in inputs])
-        for i in np.flatnonzero(~opened).tolist():
-            out[i] = cells[i].update(*(float(a[i]) for a in inputs))
-        return out
+        handles = np.fromiter((c.handle for c in cells), dtype=np.uint64, count=len(cells))
+        return update_cells(cells[0]._fn, handles, inputs, cells.__getitem__)[0]
 
     def peek(self, *values: float) -> tuple[float, ...]:
         """What ``update`` would return for this bar; commits nothing."""
@@ -209,6 +198,25 @@ class TalibCell:
         buffer = self._buffer or [[] for _ in values]
         arrays = [np.asarray([*col, v], dtype=np.float64) for col, v in zip(buffer, values, strict=True)]
         return self._batch_last(arrays)
+
+
+def update_cells(fn: CFunction, handles: np.ndarray, inputs: Sequence[FloatArray],
+                 cell: Callable[[int], TalibCell]) -> tuple[FloatArray, list[int]]:
+    """Bar ``i`` of ``inputs`` committed to the cell with handle ``handles[i]`` (cells of
+    ``fn``, none twice): the open handles in one compiled call, a cell still buffering its
+    history (handle 0; ``cell(i)``) by itself. The outputs ``[cells, outputs]``, and the rows
+    answered by a buffering cell (its handle may have opened)."""
+    opened = handles != 0
+    if opened.all():
+        return fn.update_many(handles, inputs), []
+    out = np.empty((handles.shape[0], fn.n_outputs), dtype=np.float64)
+    idx = np.flatnonzero(opened)
+    if idx.shape[0]:
+        out[idx] = fn.update_many(handles[idx], [np.asarray(a)[idx] for a in inputs])
+    buffering = np.flatnonzero(~opened).tolist()
+    for i in buffering:
+        out[i] = cell(i).update(*(float(a[i]) for a in inputs))
+    return out, buffering
 
 
 @dataclass(frozen=True)
