@@ -128,8 +128,10 @@ async def run_bursts(db_dsn: str, redis_url: str, args: argparse.Namespace) -> d
             busy.append(sum(v for k, v in spent.items() if not k.startswith("cpu ")))
             cpu = ", ".join(f"{name[4:]} {1000 * v:.0f}" for name, v in sorted(spent.items())
                             if name.startswith("cpu "))
-            print(f"burst {k + 1}: {1000 * latency:.0f} ms (processing {1000 * busy[-1]:.0f} ms, "
-                  f"{service.stats.events} events so far; CPU ms: {cpu})", flush=True)
+            stage = ", ".join(f"{name} {1000 * v:.0f}" for name, v in spent.items()
+                              if not name.startswith("cpu "))
+            print(f"burst {k + 1}: {1000 * latency:.0f} ms (processing {1000 * busy[-1]:.0f} ms: "
+                  f"{stage}; {service.stats.events} events so far; CPU ms: {cpu})", flush=True)
     finally:
         stop.set()
         await asyncio.wait_for(running, 60)

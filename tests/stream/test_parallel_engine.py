@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 from datetime import date
 
@@ -166,3 +167,32 @@ def test_a_chunk_analysis_holds_no_value_where_an_engine_answered_a_non_finite_o
     assert chunk.bars() == [BarAnalysis({"a": 1.0}), BarAnalysis({"a": 2.0, "b": 3.0}, found)]
     assert chunk == ChunkAnalysis.of(("a", "b", "c"), chunk.values.copy(), [(), found])
     assert chunk != ChunkAnalysis.of(("a", "b", "c"), chunk.values + 1, [(), found])
+
+
+def test_a_symbol_first_seen_in_a_later_chunk_is_named_to_its_process_once() -> None:
+    bursts = _bursts(64)
+    local = AnalysisLiveEngine(SessionLookup(nyse()))
+    spread = ParallelLiveEngine(2)
+    try:
+        histories = _histories(bursts[:60])
+        local.warm_many(histories)
+        spread.warm_many(histories)
+        early = set(SYMBOLS[:5])  # the other symbols' first live bars come in later chunks
+        first = [b for b in bursts[60] if b.symbol in early]
+        later = [b for b in bursts[60] if b.symbol not in early]
+        chunks = [first, later[:9], later[9:], bursts[61]]
+        assert list(spread.update_chunks(chunks)) == list(local.update_chunks(chunks))
+        assert sorted(spread._ids) == sorted(SYMBOLS)  # one id a symbol, however often seen
+        assert spread._unnamed == [[], []]  # every name reached its process
+        assert spread.update_many(bursts[62] + bursts[63]) == local.update_many(
+            bursts[62] + bursts[63])
+    finally:
+        spread.close()
+
+
+def test_a_detection_crosses_a_pipe_unchanged() -> None:
+    found = Detection("cdl_engulfing", Direction.BEARISH, 0.75, 1.5, {"stop": 10.5},
+                      {"body": 2.0}, False)
+    assert pickle.loads(pickle.dumps(found)) == found
+    assert pickle.loads(pickle.dumps(Detection("x", Direction.NEUTRAL, 0.0))) == Detection(
+        "x", Direction.NEUTRAL, 0.0)

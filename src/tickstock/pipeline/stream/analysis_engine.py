@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime
 from math import isfinite
+from operator import attrgetter
 
 import numpy as np
 
@@ -41,17 +42,20 @@ def live_specs(names: Iterable[str] = LIVE_SPEC_NAMES) -> tuple[Spec, ...]:
     return tuple(get(name) for name in names)
 
 
+_SYMBOL, _TIMEFRAME, _START = attrgetter("symbol"), attrgetter("timeframe"), attrgetter("start")
+_PRICES = attrgetter("open", "high", "low", "close", "volume", "daily_trend")
+
+
 def bar_columns(bars: Sequence[LiveBar]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     """What the analysis reads of ``bars``, as columns: symbols, timeframes, start times
-    (epoch ns) and a ``[bars, 6]`` array of open, high, low, close, volume and daily trend."""
-    starts: dict[datetime, int] = {}
-    for b in bars:
-        if b.start not in starts:
-            starts[b.start] = datetime_to_ns(b.start)
-    prices = np.array([(b.open, b.high, b.low, b.close, b.volume, b.daily_trend) for b in bars],
-                      dtype=np.float64).reshape(len(bars), 6)
-    return ([b.symbol for b in bars], [b.timeframe.value for b in bars],
-            np.array([starts[b.start] for b in bars], dtype=np.int64), prices)
+    (epoch ns) and a ``[bars, 6]`` array of open, high, low, close, volume and daily trend.
+    (Read with ``attrgetter`` and ``map``: a burst is thousands of bars with a handful of
+    start times, each converted once.)"""
+    starts = list(map(_START, bars))
+    ns = {start: datetime_to_ns(start) for start in set(starts)}
+    prices = np.array(list(map(_PRICES, bars)), dtype=np.float64).reshape(len(bars), 6)
+    return (list(map(_SYMBOL, bars)), [tf.value for tf in map(_TIMEFRAME, bars)],
+            np.array(list(map(ns.__getitem__, starts)), dtype=np.int64), prices)
 
 
 def warmup_bars(p: Plan) -> int:

@@ -41,6 +41,7 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
 
     specs = None if spec_names is None else live_specs(spec_names)
     engine = AnalysisLiveEngine(SessionLookup(nyse()), specs)
+    symbols: dict[int, str] = {}  # the parent's symbol ids (``ParallelLiveEngine._ids``)
     conn.send(("ready", None))
     while True:
         try:
@@ -50,8 +51,12 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
         if operation == "stop":
             return
         try:
-            if operation == "update_columns":
-                result: Any = engine.update_columns(*argument)
+            if operation == "update_ids":
+                named, ids, codes, ts, prices = argument
+                symbols.update(named)
+                result: Any = engine.update_columns(
+                    list(map(symbols.__getitem__, ids.tolist())),
+                    list(map(_TIMEFRAME_VALUES.__getitem__, codes.tolist())), ts, prices)
             elif operation == "warm_many":
                 result = [engine.warm([LiveBar(*t) for t in history]) for history in argument]
                 # the warmed state lives as long as the child: out of the cyclic collector's
@@ -67,10 +72,15 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
             conn.send(("ok", result))
 
 
-# Bars cross the pipes as columns (warm-up histories and peeks as plain tuples), answers as one
-# array and the detections: pickling 5,000 slotted objects, their datetimes and value dicts
-# cost the parent more than a third of analysing them.
+# Bars cross the pipes as arrays (warm-up histories and peeks as plain tuples): a symbol as the
+# id the parent gave it (its name sent once, with the first request that has it), a timeframe
+# as its position in ``_TIMEFRAME_VALUES``, the start time in epoch ns, the prices as one
+# array. Answers come back as one array and the detections. Pickling 5,000 slotted objects,
+# their datetimes and value dicts cost the parent more than a third of analysing them; the
+# symbols' and timeframes' strings, a sixth of what remained.
 Packed = tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]
+_TIMEFRAME_VALUES: tuple[str, ...] = tuple(tf.value for tf in Timeframe)
+_TIMEFRAME_CODES: dict[str, int] = {value: k for k, value in enumerate(_TIMEFRAME_VALUES)}
 
 
 def _fields(bar: LiveBar) -> tuple[Any, ...]:
@@ -129,6 +139,9 @@ class ParallelLiveEngine:
                 raise TickStockError(f"stream analysis process {k} did not start")
             self._receive(k)
         self._shards: dict[str, int] = {}
+        self._ids: dict[str, int] = {}  # symbol -> its id on the pipes
+        self._owners = np.empty(0, dtype=np.intp)  # id -> the child that owns the symbol
+        self._unnamed: list[list[tuple[int, str]]] = [[] for _ in self._conns]  # not sent yet
 
     @property
     def processes(self) -> int:
@@ -167,7 +180,7 @@ class ParallelLiveEngine:
         next): no pipe can fill both ways."""
         if not chunks:
             return
-        pending: tuple[list[int], list[int]] | None = self._send_columns(chunks[0])
+        pending: tuple[list[int], np.ndarray] | None = self._send_columns(chunks[0])
         try:
             for k in range(len(chunks)):
                 assert pending is not None
@@ -202,24 +215,40 @@ class ParallelLiveEngine:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _send_columns(self, bars: Sequence[LiveBar]) -> tuple[list[int], list[int]]:
-        """Send each child its bars as columns (``analysis_engine.bar_columns``); (the
-        children asked, each bar's child) for ``_gather_chunk``."""
+    def _send_columns(self, bars: Sequence[LiveBar]) -> tuple[list[int], np.ndarray]:
+        """Send each child its bars as arrays (see ``Packed``); (the children asked, each bar's
+        child) for ``_gather_chunk``."""
         from tickstock.pipeline.stream.analysis_engine import bar_columns
 
-        owners = [self.shard(b.symbol) for b in bars]
         symbols, timeframes, ts, prices = bar_columns(bars)
-        owner = np.array(owners, dtype=np.intp)
+        ids = self._ids
+        try:
+            keys = list(map(ids.__getitem__, symbols))
+        except KeyError:  # a symbol's first bar
+            for symbol in symbols:
+                if symbol not in ids:
+                    self._name(symbol)
+            keys = list(map(ids.__getitem__, symbols))
+        id_column = np.array(keys, dtype=np.int64)
+        codes = np.array(list(map(_TIMEFRAME_CODES.__getitem__, timeframes)), dtype=np.int8)
+        owner = self._owners[id_column]
         busy = []
         for k in range(len(self._conns)):
             rows = np.flatnonzero(owner == k)
             if rows.shape[0]:
-                picked = rows.tolist()
-                self._send(k, ("update_columns", ([symbols[i] for i in picked],
-                                                  [timeframes[i] for i in picked],
-                                                  ts[rows], prices[rows])))
+                self._send(k, ("update_ids", (self._unnamed[k], id_column[rows], codes[rows],
+                                              ts[rows], prices[rows])))
+                self._unnamed[k] = []
                 busy.append(k)
-        return busy, owners
+        return busy, owner
+
+    def _name(self, symbol: str) -> None:
+        """Give ``symbol`` its id; its child learns the name with its next request."""
+        key = self._ids[symbol] = len(self._ids)
+        if key == len(self._owners):
+            self._owners = np.concatenate([self._owners, np.zeros(max(64, key), np.intp)])
+        k = self._owners[key] = self.shard(symbol)
+        self._unnamed[k].append((key, symbol))
 
     def _send_to(self, operation: str, items: Sequence[Any],
                  owners: list[int]) -> tuple[list[int], list[int]]:
@@ -234,11 +263,11 @@ class ParallelLiveEngine:
             self._send(k, (operation, parts[k]))
         return busy, owners
 
-    def _gather_chunk(self, busy: list[int], owners: list[int]) -> ChunkAnalysis:
-        """The children's ``update_packed`` answers merged by row (``_merge``)."""
+    def _gather_chunk(self, busy: list[int], owner: np.ndarray) -> ChunkAnalysis:
+        """The children's ``update_columns`` answers merged by row (``_merge``); ``owner[i]``
+        is the child of bar ``i``."""
         parts: list[Packed] = [self._receive(k) for k in busy]
-        owner = np.array(owners, dtype=np.intp)
-        return _merge(parts, [np.flatnonzero(owner == k) for k in busy], len(owners))
+        return _merge(parts, [np.flatnonzero(owner == k) for k in busy], len(owner))
 
     def _gather(self, busy: list[int], owners: list[int]) -> list[Any]:
         answers: list[list[Any]] = [[] for _ in self._conns]
