@@ -147,7 +147,8 @@ def test_a_chunk_raises_what_its_bars_raise_one_after_another(config: AlertConfi
         bars, columns = market.chunk(size)
         want = [a for bar, row in zip(bars, columns, strict=True)
                 for a in reference.check(bar, _values(row))]
-        got = rules.check_chunk(bars, ChunkAnalysis.of(NAMES, columns, [()] * size))
+        got = [a.model()
+               for a in rules.check_chunk(bars, ChunkAnalysis.of(NAMES, columns, [()] * size))]
         assert got == want
         raised += got
     # the comparison covered every rule both ways, not only quiet bars
@@ -162,7 +163,8 @@ def test_a_chunk_without_the_columns_the_rules_read_raises_only_surges() -> None
         bars, values = market.chunk(40)
         want = [a for bar, row in zip(bars, values, strict=True)
                 for a in reference.check(bar, _values(row[:1], NAMES[:1]))]
-        got = rules.check_chunk(bars, ChunkAnalysis.of(NAMES[:1], values[:, :1], [()] * 40))
+        got = [a.model() for a in
+               rules.check_chunk(bars, ChunkAnalysis.of(NAMES[:1], values[:, :1], [()] * 40))]
         assert got == want
         raised += got
     assert {a.condition for a in raised} == {"surge"}

@@ -29,7 +29,7 @@ from tickstock.contracts.events import (
 from tickstock.core.clock import FrozenClock
 from tickstock.core.errors import ContractError
 from tickstock.core.ids import new_id
-from tickstock.pipeline.stream.bars import BarEvent, FinalBars, LiveBar
+from tickstock.pipeline.stream.bars import AlertEvent, BarEvent, DetectionEvent, FinalBars, LiveBar
 from tickstock.pipeline.stream.publisher import (
     BATCH_ALERTS,
     BATCH_BARS,
@@ -328,3 +328,30 @@ def test_final_bars_over_the_message_bound_are_halved() -> None:
     assert len(raws) > 1 and all(len(r) <= MAX_MESSAGE_BYTES for r in raws)
     split = [bar for raw in raws for bar in Envelope.decode(raw).data.bars()]  # type: ignore[attr-defined]
     assert split == finals.models()
+
+
+def _light(d: PatternDetected) -> DetectionEvent:
+    return DetectionEvent(d.symbol, d.timeframe, d.ts, d.pattern, d.direction, d.confidence,
+                          d.strength, d.price or 0.0, d.levels, {"trend": 0.5}, d.daily_agrees)
+
+
+def test_detection_and_alert_events_encode_exactly_as_their_models() -> None:
+    later = TS + timedelta(minutes=5)
+    detections = [_light(_detection(f"S{i}", ts=later if i % 4 == 0 else TS,
+                                    strength=None if i % 2 else 2.5, agrees=i % 3 == 0))
+                  for i in range(2 * BATCH_DETECTIONS)]  # 3/4 at TS: two batches
+    alerts = [AlertEvent(a.symbol, a.timeframe, a.ts, a.indicator, a.value, a.condition,
+                         a.threshold, a.message)
+              for a in (_alert(f"S{i}", threshold=None if i % 2 else 70.0,
+                               message=None if i % 3 else "m") for i in range(9))]
+    light = [*detections[:3], *alerts, *detections[3:]]
+    models = [e.model() for e in light]
+    assert _without_ids(encode_events(light, source="stream-test", ts=NOW)) == _without_ids(
+        encode_events(models, source="stream-test", ts=NOW))
+    decoded = [Envelope.decode(raw).data
+               for raw in encode_events(light, source="stream-test", ts=NOW)]
+    assert [type(d).__name__ for d in decoded] == [  # each group where its first event is
+        "PatternDetectedBatch", "PatternDetectedBatch", "PatternDetectedBatch",
+        "IndicatorAlertBatch"]
+    split = [x for d in decoded for x in d.split()]  # type: ignore[attr-defined]
+    assert sorted(split, key=repr) == sorted(models, key=repr)

@@ -131,7 +131,12 @@ def test_minute_file_replay_is_stored_rolled_up_analysed_and_published(
     with psycopg.connect(db_dsn) as conn:
         stored_patterns = conn.execute("SELECT count(*) FROM pattern_detections "
                                        "WHERE source = 'live' AND symbol = %s", (SYMBOL,)).fetchone()
+        # with the inputs of their confidence, as the nightly run stores its own
+        explained = conn.execute(
+            "SELECT count(*) FROM pattern_detections WHERE source = 'live' AND symbol = %s "
+            "AND evidence ? 'strength'", (SYMBOL,)).fetchone()
     assert stored_patterns == (detected,)
+    assert explained == (detected,)
     assert all(0 <= p.confidence <= 1 and p.source == "live" for p in patterns)
     alerts = subscriber_events.of("indicator.alert")
     assert {a.condition for a in alerts} >= {"cross_above", "cross_below"}  # RSI 30/70

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -302,8 +303,12 @@ class Engine:
 
     def _update_rows(self, block: Block, rows: IntArray) -> tuple[FloatArray, list[tuple[int, Detection]]]:
         """Commit the bars ``rows`` of ``block`` (no symbol and timeframe twice)."""
-        keys = [(block.symbols[i], block.timeframes[i]) for i in rows.tolist()]
-        states = [self._state(symbol, timeframe) for symbol, timeframe in keys]
+        picked = rows.tolist()
+        keys = list(zip([block.symbols[i] for i in picked], [block.timeframes[i] for i in picked],
+                        strict=True))
+        known = list(map(self._states.get, keys))  # a burst's states all exist but new ones'
+        states = cast(list[SymbolState], known) if None not in known else [
+            state or self._state(*key) for state, key in zip(known, keys, strict=True)]
         ts = block.ts[rows]
         for state, t in zip(states, ts.tolist(), strict=True):
             if state.last_ts is not None and t <= state.last_ts:

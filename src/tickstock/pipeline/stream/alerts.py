@@ -24,8 +24,7 @@ from typing import cast
 import numpy as np
 
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import IndicatorAlert
-from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.bars import AlertEvent, LiveBar
 from tickstock.pipeline.stream.engine import ChunkAnalysis
 
 CROSS_ABOVE = "cross_above"
@@ -107,7 +106,7 @@ class AlertRules:
         self._vwap[slot] = values.get(self.config.vwap, np.nan)
 
     def check_chunk(self, bars: Sequence[LiveBar], analysis: ChunkAnalysis
-                    ) -> list[IndicatorAlert]:
+                    ) -> list[AlertEvent]:
         """The alerts ``bars`` (closed, in order; ``analysis`` theirs) raise, in bar order and
         per bar RSI levels, VWAP, surge; the state advances past each bar."""
         if not bars:
@@ -213,7 +212,7 @@ class AlertRules:
 
     # -- alerts ----------------------------------------------------------------------------------
 
-    def _alert(self, bar: LiveBar, hit: _Hit) -> IndicatorAlert:
+    def _alert(self, bar: LiveBar, hit: _Hit) -> AlertEvent:
         _, rule, way, now = hit
         side = "above" if way > 0 else "below"
         levels = self.config.rsi_levels
@@ -249,7 +248,6 @@ def _hits(rows: np.ndarray, where: np.ndarray, rule: int, way: int, value: np.nd
 
 
 def _alert(bar: LiveBar, indicator: str, value: float, condition: str, *, threshold: float,
-           message: str) -> IndicatorAlert:
-    return IndicatorAlert(symbol=bar.symbol, timeframe=bar.timeframe, ts=bar.start,
-                          indicator=indicator, value=value, condition=condition,
-                          threshold=threshold, message=message)
+           message: str) -> AlertEvent:
+    return AlertEvent(bar.symbol, bar.timeframe, bar.start, indicator, value, condition,
+                      threshold, message)

@@ -176,5 +176,5 @@ _DIRECTIONS = {d.value: d for d in Direction}
 def _detection(d: AnalysisDetection) -> Detection:
     return Detection(pattern=d.pattern, direction=_DIRECTIONS[d.direction],
                      confidence=min(1.0, max(0.0, d.confidence)), strength=d.strength,
-                     levels=dict(d.levels), evidence=dict(d.evidence),
+                     levels=d.levels, evidence=d.evidence,  # the detection's own: not shared
                      daily_agrees=d.daily_agrees)

@@ -16,7 +16,7 @@ from typing import ClassVar, cast
 import numpy as np
 
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import BarLive, Event
+from tickstock.contracts.events import BarLive, Direction, Event, IndicatorAlert, PatternDetected
 from tickstock.core.timeutil import from_epoch_ms
 from tickstock.market.bars import BarFrame, datetime_to_ns
 
@@ -109,8 +109,67 @@ class FinalBars:
             for bar, row in zip(self.bars, rows, strict=True)]
 
 
-#: What the stream role publishes: events, and bars (one, or many as columns) the sink batches.
-LiveEvent = Event | BarEvent | FinalBars
+@dataclass(frozen=True, slots=True)
+class DetectionEvent:
+    """One live ``pattern.detected`` event -- ``PatternDetected``'s fields, and the detection's
+    ``evidence`` for the store -- before the sink packs it into a ``pattern.detected_batch``
+    (``publisher``) and the store writes it. Not a pydantic model: a minute boundary completes
+    thousands of patterns, and validating a model for each cost the role more than publishing
+    it; the bar was checked where it entered (``LiveProcessor``), the detection is the engine's
+    (a ``Direction``, confidence within [0, 1]). A test holds the batches equal to
+    ``model()``."""
+
+    message_type: ClassVar[str] = PatternDetected.message_type
+    source: ClassVar[str] = "live"
+
+    symbol: str
+    timeframe: Timeframe
+    ts: datetime
+    pattern: str
+    direction: Direction
+    confidence: float
+    strength: float | None
+    price: float
+    levels: dict[str, float]
+    evidence: dict[str, float]
+    daily_agrees: bool | None
+
+    def model(self) -> PatternDetected:
+        return PatternDetected(
+            symbol=self.symbol, timeframe=self.timeframe, ts=self.ts, pattern=self.pattern,
+            direction=self.direction, confidence=self.confidence, strength=self.strength,
+            price=self.price, levels=self.levels, daily_agrees=self.daily_agrees,
+            source=self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One ``indicator.alert`` event -- ``IndicatorAlert``'s fields -- before the sink packs
+    it into an ``indicator.alert_batch``: not a model each, for the reason
+    ``DetectionEvent`` gives (the alert rules raise hundreds a burst). ``model()`` is the
+    event."""
+
+    message_type: ClassVar[str] = IndicatorAlert.message_type
+
+    symbol: str
+    timeframe: Timeframe
+    ts: datetime
+    indicator: str
+    value: float
+    condition: str
+    threshold: float | None
+    message: str | None
+
+    def model(self) -> IndicatorAlert:
+        return IndicatorAlert(
+            symbol=self.symbol, timeframe=self.timeframe, ts=self.ts, indicator=self.indicator,
+            value=self.value, condition=self.condition, threshold=self.threshold,
+            message=self.message)
+
+
+#: What the stream role publishes: events, and bars (one, or many as columns), detections and
+#: alerts the sink batches.
+LiveEvent = Event | BarEvent | FinalBars | DetectionEvent | AlertEvent
 
 
 def minute_bar(symbol: str, start_ms: int, *, open_: float, high: float, low: float,

@@ -32,10 +32,16 @@ from math import isfinite
 from typing import Protocol
 
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import IndicatorAlert, PatternDetected
 from tickstock.core.errors import StoreError
 from tickstock.pipeline.stream.alerts import AlertRules
-from tickstock.pipeline.stream.bars import BarEvent, FinalBars, LiveBar, LiveEvent
+from tickstock.pipeline.stream.bars import (
+    AlertEvent,
+    BarEvent,
+    DetectionEvent,
+    FinalBars,
+    LiveBar,
+    LiveEvent,
+)
 from tickstock.pipeline.stream.daily_context import DailyTrends
 from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection, LiveEngine
 from tickstock.pipeline.stream.metrics import StageTimer, StreamStats
@@ -60,7 +66,7 @@ class EventSink(Protocol):
 
 
 class DetectionWriter(Protocol):
-    def write(self, detections: Sequence[PatternDetected]) -> None: ...
+    def write(self, detections: Sequence[DetectionEvent]) -> None: ...
 
 
 @dataclass
@@ -237,7 +243,7 @@ class LiveProcessor:
         return accepted
 
     def _events(self, closed: list[LiveBar], analysis: ChunkAnalysis
-                ) -> tuple[list[PatternDetected], list[IndicatorAlert], FinalBars]:
+                ) -> tuple[list[DetectionEvent], list[AlertEvent], FinalBars]:
         """A chunk's events from its analysis: detections, alerts, final bars."""
         if self.keep_analyses:
             for bar, kept in zip(closed, analysis.bars(), strict=True):
@@ -280,7 +286,7 @@ class LiveProcessor:
         self.stats.on_events(counts)
         return counts
 
-    def _write_detections(self, detections: list[PatternDetected]) -> None:
+    def _write_detections(self, detections: list[DetectionEvent]) -> None:
         assert self.detections is not None
         try:
             self.detections.write(detections)
@@ -299,9 +305,7 @@ def _valid(bar: LiveBar) -> bool:
     return all(isfinite(p) for p in prices) and isfinite(bar.volume) and bar.volume >= 0
 
 
-def _detected(bar: LiveBar, d: Detection) -> PatternDetected:
-    return PatternDetected(
-        symbol=bar.symbol, timeframe=bar.timeframe, ts=bar.start, pattern=d.pattern,
-        direction=d.direction, confidence=d.confidence, strength=d.strength, price=bar.close,
-        levels=d.levels, daily_agrees=d.daily_agrees, source="live",
-    )
+def _detected(bar: LiveBar, d: Detection) -> DetectionEvent:
+    return DetectionEvent(bar.symbol, bar.timeframe, bar.start, d.pattern, d.direction,
+                          d.confidence, d.strength, bar.close, d.levels, d.evidence,
+                          d.daily_agrees)

@@ -44,7 +44,7 @@ from tickstock.contracts.events import (
     PatternDetectedBatch,
 )
 from tickstock.core.clock import Clock
-from tickstock.pipeline.stream.bars import BarEvent, FinalBars, LiveEvent
+from tickstock.pipeline.stream.bars import AlertEvent, BarEvent, DetectionEvent, FinalBars, LiveEvent
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ class BusEventSink:
 def encode_events(events: Sequence[LiveEvent], *, source: str, ts: datetime) -> list[bytes]:
     """``Envelope.create(e, source=source, ts=ts).encode()`` for each of ``events`` (ids aside),
     without building an envelope model per event (``Envelope.encode_payloads``); ContractError
-    names an oversized one. The ``BarEvent``s, ``FinalBars``, ``PatternDetected``s and
-    ``IndicatorAlert``s become batch events (``_payloads``)."""
+    names an oversized one. The ``BarEvent``s, ``FinalBars``, detections and alerts (models
+    or their ``DetectionEvent`` / ``AlertEvent``) become batch events (``_payloads``)."""
     return Envelope.encode_payloads(_payloads(events), source=source, ts=ts)
 
 
@@ -99,7 +99,9 @@ BATCH_BARS = 250
 #: ``indicator.alert_batch`` (about 130), at most.
 BATCH_DETECTIONS = 500
 BATCH_ALERTS = 500
-_Batched = BarEvent | PatternDetected | IndicatorAlert
+_Detected = PatternDetected | DetectionEvent
+_Alerted = IndicatorAlert | AlertEvent
+_Batched = BarEvent | _Detected | _Alerted
 
 
 def _payloads(events: Sequence[LiveEvent]) -> list[tuple[str, bytes]]:
@@ -131,7 +133,7 @@ def _payloads(events: Sequence[LiveEvent]) -> list[tuple[str, bytes]]:
             if isinstance(group[0], BarEvent):
                 out.extend((BarLiveBatch.message_type, raw)
                            for raw in _batches(group, BATCH_BARS, _bar_batch))
-            elif isinstance(group[0], PatternDetected):
+            elif isinstance(group[0], _Detected):
                 out.extend((PatternDetectedBatch.message_type, raw)
                            for raw in _batches(group, BATCH_DETECTIONS, _detection_batch))
             else:
@@ -146,7 +148,7 @@ def _group(event: _Batched) -> tuple[object, ...]:
     """What the events of one batch share."""
     if isinstance(event, BarEvent):
         return ("bar", event.bar.timeframe, event.bar.start, event.final)
-    if isinstance(event, PatternDetected):
+    if isinstance(event, _Detected):
         return ("pattern", event.timeframe, event.ts, event.source)
     return ("alert", event.timeframe, event.ts)
 
@@ -207,7 +209,7 @@ def _columns_batch(finals: FinalBars, rows: Sequence[int]) -> bytes:
         trades=[b.trades for b in bars], indicators=dict(zip(names, columns, strict=True)))
 
 
-def _detection_batch(part: Sequence[PatternDetected]) -> bytes:
+def _detection_batch(part: Sequence[_Detected]) -> bytes:
     """The ``pattern.detected_batch`` payload of ``part`` (one timeframe, start time, source)."""
     first = part[0]
     return PatternDetectedBatch.payload_json(
@@ -218,7 +220,7 @@ def _detection_batch(part: Sequence[PatternDetected]) -> bytes:
         levels=[d.levels for d in part], daily_agrees=[d.daily_agrees for d in part])
 
 
-def _alert_batch(part: Sequence[IndicatorAlert]) -> bytes:
+def _alert_batch(part: Sequence[_Alerted]) -> bytes:
     """The ``indicator.alert_batch`` payload of ``part`` (one timeframe and start time)."""
     first = part[0]
     return IndicatorAlertBatch.payload_json(

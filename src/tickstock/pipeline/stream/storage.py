@@ -26,10 +26,9 @@ from psycopg.errors import UniqueViolation
 from psycopg_pool import ConnectionPool
 
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import PatternDetected
 from tickstock.core.errors import StoreError
 from tickstock.market.bars import INTRADAY_MINUTES, datetime_to_ns
-from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.bars import DetectionEvent, LiveBar
 from tickstock.store.analysis import write_detections
 
 LIVE_SOURCE = "live"
@@ -168,7 +167,7 @@ class BarStore:
 
 @dataclass(frozen=True, slots=True)
 class _DetectionRow:
-    """A live ``PatternDetected`` in the shape ``store.analysis.write_detections`` reads."""
+    """A live detection in the shape ``store.analysis.write_detections`` reads."""
 
     symbol: str
     timeframe: str
@@ -189,10 +188,12 @@ class DetectionStore:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
-    def write(self, detections: Sequence[PatternDetected]) -> None:
+    def write(self, detections: Sequence[DetectionEvent]) -> None:
+        """Upsert ``detections`` with their evidence, as the nightly run stores its own."""
         rows = [_DetectionRow(d.symbol, d.timeframe.value, datetime_to_ns(d.ts), d.pattern,
                               d.direction.value, d.strength if d.strength is not None else 0.0,
-                              d.confidence, d.levels, {}, d.daily_agrees) for d in detections]
+                              d.confidence, d.levels, d.evidence, d.daily_agrees)
+                for d in detections]
         try:
             with self.pool.connection() as conn:
                 write_detections(conn, rows, source="live")
