@@ -148,7 +148,7 @@ def test_a_chunk_raises_what_its_bars_raise_one_after_another(config: AlertConfi
         want = [a for bar, row in zip(bars, columns, strict=True)
                 for a in reference.check(bar, _values(row))]
         got = [a.model()
-               for a in rules.check_chunk(bars, ChunkAnalysis.of(NAMES, columns, [()] * size))]
+               for a in rules.check_chunk(bars, ChunkAnalysis.of(NAMES, columns))]
         assert got == want
         raised += got
     # the comparison covered every rule both ways, not only quiet bars
@@ -164,7 +164,7 @@ def test_a_chunk_without_the_columns_the_rules_read_raises_only_surges() -> None
         want = [a for bar, row in zip(bars, values, strict=True)
                 for a in reference.check(bar, _values(row[:1], NAMES[:1]))]
         got = [a.model() for a in
-               rules.check_chunk(bars, ChunkAnalysis.of(NAMES[:1], values[:, :1], [()] * 40))]
+               rules.check_chunk(bars, ChunkAnalysis.of(NAMES[:1], values[:, :1]))]
         assert got == want
         raised += got
     assert {a.condition for a in raised} == {"surge"}

@@ -11,6 +11,9 @@ from datetime import date
 import numpy as np
 import pytest
 
+from tickstock.analysis.patterns.found import Found
+from tickstock.analysis.patterns.scoring import Scores
+from tickstock.analysis.results import FoundRows
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import Direction
 from tickstock.market.calendar import nyse
@@ -159,14 +162,34 @@ def test_chunks_are_analysed_in_turn_and_an_abandoned_run_keeps_the_pipes_in_ste
         spread.close()
 
 
+def _one_detection(row: int) -> FoundRows:
+    """A hammer on bar ``row`` as the engine answers it: columns, its confidence over 1, its
+    volume score and daily context unknown."""
+    def f(x: float) -> np.ndarray:
+        return np.array([x])
+
+    found = Found(np.array([0]), np.array([7]), np.array([1], dtype=np.int8), f(0.8), f(100.0),
+                  f(10.5), f(11.0), f(9.5))
+    scores = Scores(f(1.2), f(0.5), f(np.nan), f(0.1), f(1.5), f(9.4),
+                    np.array([-1], dtype=np.int8))
+    return FoundRows(("cdl_hammer",), np.array([row]), found, scores)
+
+
 def test_a_chunk_analysis_holds_no_value_where_an_engine_answered_a_non_finite_one() -> None:
-    found = (Detection("cdl_hammer", Direction.BULLISH, 0.5),)
-    chunk = ChunkAnalysis.of(("a", "b", "c"), np.array([[1.0, np.inf, np.nan], [2.0, 3.0, -np.inf]]),
-                             [(), found])
+    found = (Detection("cdl_hammer", Direction.BULLISH, 1.0, 0.8,
+                       {"level": 10.5, "stop": 9.4, "high": 11.0, "low": 9.5},
+                       {"strength": 0.8, "trend": 0.5, "trend_atr": 0.1, "rvol": 1.5,
+                        "metric": 100.0}, None),)
+    values = np.array([[1.0, np.inf, np.nan], [2.0, 3.0, -np.inf]])
+    chunk = ChunkAnalysis.of(("a", "b", "c"), values, _one_detection(1))
     assert np.isnan(chunk.values[:, 1:]).tolist() == [[True, True], [False, True]]
+    assert chunk.detections == [(), found]  # confidence clipped, unknown scores left out
     assert chunk.bars() == [BarAnalysis({"a": 1.0}), BarAnalysis({"a": 2.0, "b": 3.0}, found)]
-    assert chunk == ChunkAnalysis.of(("a", "b", "c"), chunk.values.copy(), [(), found])
-    assert chunk != ChunkAnalysis.of(("a", "b", "c"), chunk.values + 1, [(), found])
+    assert [chunk.bar(i) for i in range(2)] == chunk.bars()
+    assert chunk == ChunkAnalysis.of(("a", "b", "c"), chunk.values.copy(), _one_detection(1))
+    assert chunk != ChunkAnalysis.of(("a", "b", "c"), chunk.values + 1, _one_detection(1))
+    assert chunk != ChunkAnalysis.of(("a", "b", "c"), chunk.values.copy(), _one_detection(0))
+    assert ChunkAnalysis.of(("a",), np.ones((3, 1))).detections == [(), (), ()]
 
 
 def test_a_symbol_first_seen_in_a_later_chunk_is_named_to_its_process_once() -> None:

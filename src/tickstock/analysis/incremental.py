@@ -56,7 +56,14 @@ from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, 
 from tickstock.analysis.patterns.found import CandleHits
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_SPECS
-from tickstock.analysis.results import Detection, Detections, Result, Snapshot, detection_rows
+from tickstock.analysis.results import (
+    Detection,
+    Detections,
+    FoundRows,
+    Result,
+    Snapshot,
+    detection_rows,
+)
 from tickstock.analysis.spec import Columns, IndicatorStream, Spec
 from tickstock.core.errors import DataValidationError
 
@@ -129,13 +136,25 @@ class Block:
 
 @dataclass(frozen=True)
 class BlockResult:
-    """``Engine.update_block``'s answer: ``values[i]`` the indicator values of bar ``i`` in
-    ``names`` order (NaN where not defined), ``detections`` the patterns completed, each
-    with its bar's row, in row order."""
+    """``Engine.update_block``'s answer: ``values[i]`` the indicator values of bar ``i`` of
+    ``block`` in ``names`` order (NaN where not defined), ``found`` the patterns completed
+    as columns (their bars' rows in order); ``detections`` the same as objects."""
 
     names: tuple[str, ...]
     values: FloatArray
-    detections: list[tuple[int, Detection]]
+    found: FoundRows
+    block: Block
+
+    @property
+    def detections(self) -> list[tuple[int, Detection]]:
+        """Each detection with its bar's row, in row order."""
+        rows = self.found.rows.tolist()
+        block = self.block
+        listed = detection_rows(self.found.names, self.found.found, self.found.scores,
+                                symbols=[block.symbols[i] for i in rows],
+                                timeframes=[block.timeframes[i] for i in rows],
+                                ts=[int(block.ts[i]) for i in rows])
+        return list(zip(rows, listed, strict=True))
 
 
 class SymbolState:
@@ -295,14 +314,15 @@ class Engine:
         in one frame. The same numbers as ``update`` a bar at a time."""
         names = self.plan.columns
         values = np.empty((len(block), len(names)), dtype=np.float64)
-        detections: list[tuple[int, Detection]] = []
-        for rows in _distinct_rows(block):
+        parts: list[FoundRows] = []
+        for rows in _distinct_rows(block):  # runs of consecutive rows: detections stay in order
             values[rows], found = self._update_rows(block, rows)
-            detections.extend((int(rows[k]), d) for k, d in found)
-        return BlockResult(names, values, detections)
+            parts.append(found)
+        return BlockResult(names, values, FoundRows.concat(self._ps.names, parts), block)
 
-    def _update_rows(self, block: Block, rows: IntArray) -> tuple[FloatArray, list[tuple[int, Detection]]]:
-        """Commit the bars ``rows`` of ``block`` (no symbol and timeframe twice)."""
+    def _update_rows(self, block: Block, rows: IntArray) -> tuple[FloatArray, FoundRows]:
+        """Commit the bars ``rows`` of ``block`` (no symbol and timeframe twice); their values
+        and the detections on them (on their rows of ``block``)."""
         picked = rows.tolist()
         keys = list(zip([block.symbols[i] for i in picked], [block.timeframes[i] for i in picked],
                         strict=True))
@@ -352,19 +372,11 @@ class Engine:
         reported[last] = True
         hits = _newest_candles(raw, last)
         found, scores = detect_frame(self._ps, frame, hits, reported)
-        out: list[tuple[int, Detection]] = []
-        if len(found.index):
-            owner = np.searchsorted(last, found.index).tolist()  # each detection's segment
-            times = ts.tolist()
-            listed = detection_rows(self._ps.names, found, scores,
-                                    symbols=[states[k].symbol for k in owner],
-                                    timeframes=[states[k].timeframe for k in owner],
-                                    ts=[times[k] for k in owner])
-            out = list(zip(owner, listed, strict=True))
+        owner = np.searchsorted(last, found.index)  # each detection's segment: its bar
         for state, segment, t in zip(states, segments, ts.tolist(), strict=True):
             state.window = segment[-state.keep :] if state.keep else state.window
             state.last_ts = t
-        return values, out
+        return values, FoundRows(self._ps.names, rows[owner], found, scores)
 
     def peek_many(self, bars: Iterable[Bar]) -> list[Snapshot]:
         """``peek`` for forming bars of many symbols (each symbol at most once)."""

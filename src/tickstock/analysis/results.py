@@ -11,8 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tickstock.analysis.bars import Bars, FloatArray, IntArray, ns_to_datetime
-from tickstock.analysis.patterns.found import Found
-from tickstock.analysis.patterns.scoring import Scores
+from tickstock.analysis.patterns.found import EMPTY, Found
+from tickstock.analysis.patterns.scoring import NO_SCORES, Scores
 
 DIRECTIONS = {1: "bullish", -1: "bearish", 0: "neutral"}
 
@@ -87,29 +87,81 @@ class Detections:
         return iter(self.rows())
 
 
-def detection_rows(names: tuple[str, ...], found: Found, scores: Scores, *, symbols: list[str],
-                   timeframes: list[str], ts: list[int]) -> list[Detection]:
-    """``Detections.row`` of every row of ``found`` / ``scores``, row ``i`` of symbol
-    ``symbols[i]`` on its timeframe and bar (many symbols at once: each column read once)."""
+#: One detection's fields after its bar's: pattern, direction, strength, confidence, levels,
+#: evidence, daily_agrees (``Detection``'s order).
+DetectionFields = tuple[str, str, float, float, dict[str, float], dict[str, float], bool | None]
+
+
+def detection_fields(names: tuple[str, ...], found: Found, scores: Scores) -> list[DetectionFields]:
+    """Each row of ``found`` / ``scores`` as a ``Detection``'s fields after its bar's (each
+    column read once); ``names`` indexes ``found.pattern``."""
     f = {name: getattr(found, name).tolist() for name in ("pattern", "direction", "strength",
                                                          "metric", "level", "high", "low")}
     s = {name: getattr(scores, name).tolist() for name in ("confidence", "trend_score",
                                                           "volume_score", "trend_atr", "rvol",
                                                           "stop", "daily_agrees")}
     return [
-        Detection(
-            symbol=symbols[i], timeframe=timeframes[i], ts_ns=ts[i],
-            pattern=names[f["pattern"][i]], direction=DIRECTIONS[f["direction"][i]],
-            strength=f["strength"][i], confidence=s["confidence"][i],
-            levels=_finite({"level": f["level"][i], "stop": s["stop"][i],
-                            "high": f["high"][i], "low": f["low"][i]}),
-            evidence=_finite({"strength": f["strength"][i], "trend": s["trend_score"][i],
-                              "volume": s["volume_score"][i], "trend_atr": s["trend_atr"][i],
-                              "rvol": s["rvol"][i], "metric": f["metric"][i]}),
-            daily_agrees=None if s["daily_agrees"][i] < 0 else bool(s["daily_agrees"][i]),
-        )
-        for i in range(len(symbols))
+        (names[f["pattern"][i]], DIRECTIONS[f["direction"][i]], f["strength"][i],
+         s["confidence"][i],
+         _finite({"level": f["level"][i], "stop": s["stop"][i], "high": f["high"][i],
+                  "low": f["low"][i]}),
+         _finite({"strength": f["strength"][i], "trend": s["trend_score"][i],
+                  "volume": s["volume_score"][i], "trend_atr": s["trend_atr"][i],
+                  "rvol": s["rvol"][i], "metric": f["metric"][i]}),
+         None if s["daily_agrees"][i] < 0 else bool(s["daily_agrees"][i]))
+        for i in range(len(found))
     ]
+
+
+def detection_rows(names: tuple[str, ...], found: Found, scores: Scores, *, symbols: list[str],
+                   timeframes: list[str], ts: list[int]) -> list[Detection]:
+    """``Detections.row`` of every row of ``found`` / ``scores``, row ``i`` of symbol
+    ``symbols[i]`` on its timeframe and bar (many symbols at once: each column read once)."""
+    return [Detection(symbol, timeframe, t, *fields) for symbol, timeframe, t, fields
+            in zip(symbols, timeframes, ts, detection_fields(names, found, scores), strict=True)]
+
+
+@dataclass(frozen=True)
+class FoundRows:
+    """Detections of many bars as columns, for a caller that wants no object a detection
+    (the live stream sends them between processes): detection ``k`` is row ``k`` of
+    ``found`` / ``scores``, completed on bar ``rows[k]`` (ascending); ``names`` indexes
+    ``found.pattern``."""
+
+    names: tuple[str, ...]
+    rows: IntArray
+    found: Found
+    scores: Scores
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def fields(self) -> list[DetectionFields]:
+        """``detection_fields`` of every detection."""
+        return detection_fields(self.names, self.found, self.scores)
+
+    def take(self, keep: IntArray | NDArray[np.bool_]) -> FoundRows:
+        return FoundRows(self.names, self.rows[keep], self.found.take(keep),
+                         Scores(*(getattr(self.scores, f.name)[keep] for f in fields(Scores))))
+
+    def moved(self, rows: IntArray) -> FoundRows:
+        """The same detections on other bars: ``rows[k]`` for the bar ``self.rows[k]``."""
+        return FoundRows(self.names, rows[self.rows], self.found, self.scores)
+
+    @staticmethod
+    def concat(names: tuple[str, ...], parts: list[FoundRows]) -> FoundRows:
+        """``parts`` one after another, bars in order (a bar's detections in their part's)."""
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return FoundRows(names, np.zeros(0, dtype=np.int64), EMPTY, NO_SCORES)
+        if any(p.names != names for p in parts):
+            raise ValueError("detections of different pattern sets cannot be joined")
+        rows = np.concatenate([p.rows for p in parts])
+        joined = FoundRows(names, rows, Found.concat([p.found for p in parts]), Scores(
+            *(np.concatenate([getattr(p.scores, f.name) for p in parts]) for f in fields(Scores))))
+        order = np.argsort(rows, kind="stable")
+        return joined if bool((np.diff(rows) >= 0).all()) else joined.take(order)
 
 
 @dataclass(frozen=True)

@@ -61,14 +61,18 @@ class Scores:
     daily_agrees: NDArray[np.int8]
 
 
+_NONE = np.zeros(0, dtype=np.float64)
+#: The scores of no detection.
+NO_SCORES = Scores(_NONE, _NONE, _NONE, _NONE, _NONE, _NONE, np.zeros(0, dtype=np.int8))
+
+
 def score(found: Found, role_sign: NDArray[np.int64], cols: Columns) -> Scores:
     """Score ``found``; ``role_sign[p]`` is +1 / -1 / 0 for pattern ``p`` (``ROLE_SIGN``).
 
     The formula is compiled (``assemble.score_rows``; ``detect_frame`` scores in its fused
     pass with the same code)."""
     if not found.index.shape[0]:
-        e = np.zeros(0, dtype=np.float64)
-        return Scores(e, e, e, e, e, e, np.zeros(0, dtype=np.int8))
+        return NO_SCORES
     daily = cols.get(DAILY_TREND)
 
     def f64(values: object) -> FloatArray:

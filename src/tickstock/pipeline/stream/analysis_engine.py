@@ -22,10 +22,10 @@ from tickstock.analysis.bars import datetime_to_ns, ns_to_datetime
 from tickstock.analysis.incremental import Block, Engine
 from tickstock.analysis.plan import Plan
 from tickstock.analysis.results import Detection as AnalysisDetection
+from tickstock.analysis.results import FoundRows
 from tickstock.contracts.common import Timeframe
-from tickstock.contracts.events import Direction
 from tickstock.pipeline.stream.bars import LiveBar
-from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection
+from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection, detection_of
 from tickstock.pipeline.stream.sessions import SessionLookup
 
 #: Canonical names (``tickstock.analysis.registry``) of what the stream computes live.
@@ -102,16 +102,15 @@ class AnalysisLiveEngine:
         # one detection pass over every symbol's newest bar: what makes a burst affordable
         return [_analysis(s) for s in self.engine.update_many([self._bar(b) for b in bars])]
 
-    def update_packed(self, bars: Sequence[LiveBar]
-                      ) -> tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]:
+    def update_packed(self, bars: Sequence[LiveBar]) -> tuple[tuple[str, ...], np.ndarray, FoundRows]:
         """``update_many`` as columns: the value columns' names, one row of values a bar
-        (non-finite where a value is not defined) and each bar's detections -- no dict a
-        bar (the engine advances the whole chunk column by column, ``Engine.update_block``)."""
+        (non-finite where a value is not defined) and the detections as columns -- no dict
+        and no object a bar (the engine advances the whole chunk column by column,
+        ``Engine.update_block``)."""
         return self.update_columns(*bar_columns(bars))
 
     def update_columns(self, symbols: list[str], timeframes: list[str], ts: np.ndarray,
-                       prices: np.ndarray
-                       ) -> tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]:
+                       prices: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, FoundRows]:
         """``update_packed`` of bars given as columns (``bar_columns``): how an analysis
         process receives them -- arrays pickle in one piece, bar objects with their
         datetimes one field at a time."""
@@ -126,13 +125,7 @@ class AnalysisLiveEngine:
                       columns[4], columns[5],
                       session=np.array([sessions[t] for t in ts.tolist()], dtype=np.int64))
         result = self.engine.update_block(block)
-        found: dict[int, list[Detection]] = {}
-        for row, detection in result.detections:  # few: most bars complete no pattern
-            found.setdefault(row, []).append(_detection(detection))
-        detections: list[tuple[Detection, ...]] = [()] * len(symbols)
-        for row, listed in found.items():
-            detections[row] = tuple(listed)
-        return result.names, result.values, detections
+        return result.names, result.values, result.found
 
     def update_chunks(self, chunks: Sequence[Sequence[LiveBar]]
                       ) -> Generator[ChunkAnalysis, None, None]:
@@ -170,11 +163,6 @@ def _analysis(snapshot: Snapshot) -> BarAnalysis:
     return BarAnalysis(values, tuple(_detection(d) for d in snapshot.detections))
 
 
-_DIRECTIONS = {d.value: d for d in Direction}
-
-
 def _detection(d: AnalysisDetection) -> Detection:
-    return Detection(pattern=d.pattern, direction=_DIRECTIONS[d.direction],
-                     confidence=min(1.0, max(0.0, d.confidence)), strength=d.strength,
-                     levels=d.levels, evidence=d.evidence,  # the detection's own: not shared
-                     daily_agrees=d.daily_agrees)
+    return detection_of((d.pattern, d.direction, d.strength, d.confidence, d.levels,
+                         d.evidence, d.daily_agrees))

@@ -16,10 +16,11 @@ from typing import Protocol, cast
 
 import numpy as np
 
+from tickstock.analysis.results import DetectionFields, FoundRows
 from tickstock.contracts.common import Timeframe
 from tickstock.contracts.events import Direction
 from tickstock.core.errors import TickStockError
-from tickstock.pipeline.stream.bars import LiveBar
+from tickstock.pipeline.stream.bars import DetectionEvent, LiveBar
 
 
 class EngineLost(TickStockError):
@@ -54,28 +55,65 @@ class BarAnalysis:
     detections: tuple[Detection, ...] = ()
 
 
+_DIRECTIONS = {d.value: d for d in Direction}
+
+
+def _live(fields: DetectionFields) -> tuple[str, Direction, float, float, dict[str, float],
+                                            dict[str, float], bool | None]:
+    """An analysis detection's fields (``analysis.results``) in ``Detection``'s order, its
+    direction a ``Direction`` and its confidence clipped to [0, 1]."""
+    pattern, direction, strength, confidence, levels, evidence, agrees = fields
+    return (pattern, _DIRECTIONS[direction], min(1.0, max(0.0, confidence)), strength, levels,
+            evidence, agrees)
+
+
+def detection_of(fields: DetectionFields) -> Detection:
+    """The ``Detection`` of an analysis detection's fields."""
+    return Detection(*_live(fields))
+
+
+def detection_events(bars: Sequence[LiveBar], found: FoundRows) -> list[DetectionEvent]:
+    """The events of the detections ``found`` on ``bars`` (``found.rows`` index them), made
+    straight from the columns: no ``Detection`` on the way."""
+    events = []
+    for row, fields in zip(found.rows.tolist(), found.fields(), strict=True):
+        bar = bars[row]
+        pattern, direction, confidence, strength, levels, evidence, agrees = _live(fields)
+        events.append(DetectionEvent(bar.symbol, bar.timeframe, bar.start, pattern, direction,
+                                     confidence, strength, bar.close, levels, evidence, agrees))
+    return events
+
+
+def no_detections() -> FoundRows:
+    """The detections of a chunk where no pattern completed."""
+    return FoundRows.concat((), [])
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ChunkAnalysis:
     """The analyses of a chunk of bars as columns: ``values[i, j]`` is bar ``i``'s value of
-    ``names[j]`` (float64, NaN where the value is not defined) and ``detections[i]`` its
-    detections. Build it with ``of``, which makes every undefined value NaN."""
+    ``names[j]`` (float64, NaN where the value is not defined) and ``found`` the detections,
+    each on its bar's row (``found.rows``) -- columns too: an analysis process sends them as
+    a few arrays, and the processor makes an event of each straight from them. Build it with
+    ``of``, which makes every undefined value NaN."""
 
     names: tuple[str, ...]
     values: np.ndarray
-    detections: list[tuple[Detection, ...]]
+    found: FoundRows
 
     @classmethod
     def of(cls, names: Sequence[str], values: np.ndarray,
-           detections: list[tuple[Detection, ...]]) -> ChunkAnalysis:
+           found: FoundRows | None = None) -> ChunkAnalysis:
         """From an engine's answer: one row of values a bar, non-finite where not defined."""
-        rows = np.asarray(values, dtype=np.float64).reshape(len(detections), len(names))
+        rows = np.asarray(values, dtype=np.float64)
+        rows = rows.reshape(rows.shape[0] if rows.ndim else 0, len(names))
         finite = np.isfinite(rows)
         if not finite.all():
             rows = np.where(finite, rows, np.nan)
-        return cls(tuple(names), rows, detections)
+        return cls(tuple(names), rows, no_detections() if found is None else found)
 
     def __len__(self) -> int:
-        return len(self.detections)
+        return int(self.values.shape[0])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ChunkAnalysis):
@@ -84,6 +122,14 @@ class ChunkAnalysis:
                 and np.array_equal(self.values, other.values, equal_nan=True))
 
     __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def detections(self) -> list[tuple[Detection, ...]]:
+        """Each bar's detections, in order (built on each call)."""
+        by_bar: list[list[Detection]] = [[] for _ in range(len(self))]
+        for row, fields in zip(self.found.rows.tolist(), self.found.fields(), strict=True):
+            by_bar[row].append(detection_of(fields))
+        return [tuple(found) for found in by_bar]
 
     def bar(self, i: int) -> BarAnalysis:
         """Bar ``i``'s analysis (its defined values only)."""

@@ -20,14 +20,15 @@ import multiprocessing as mp
 import zlib
 from collections.abc import Generator, Sequence
 from multiprocessing.connection import Connection
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
+from tickstock.analysis.results import FoundRows
 from tickstock.contracts.common import Timeframe
 from tickstock.core.errors import TickStockError
 from tickstock.pipeline.stream.bars import LiveBar
-from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection, EngineLost
+from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, EngineLost
 
 _START_TIMEOUT_S = 120.0
 
@@ -75,10 +76,11 @@ def _serve(conn: Connection, spec_names: tuple[str, ...] | None) -> None:
 # Bars cross the pipes as arrays (warm-up histories and peeks as plain tuples): a symbol as the
 # id the parent gave it (its name sent once, with the first request that has it), a timeframe
 # as its position in ``_TIMEFRAME_VALUES``, the start time in epoch ns, the prices as one
-# array. Answers come back as one array and the detections. Pickling 5,000 slotted objects,
-# their datetimes and value dicts cost the parent more than a third of analysing them; the
-# symbols' and timeframes' strings, a sixth of what remained.
-Packed = tuple[tuple[str, ...], np.ndarray, list[tuple[Detection, ...]]]
+# array. Answers come back as arrays too: the values, and the detections (``FoundRows``), so
+# no process builds an object a detection but the parent's event. Pickling 5,000 slotted
+# objects, their datetimes and value dicts cost the parent more than a third of analysing
+# them; the symbols' and timeframes' strings, a sixth of what remained.
+Packed = tuple[tuple[str, ...], np.ndarray, FoundRows]
 _TIMEFRAME_VALUES: tuple[str, ...] = tuple(tf.value for tf in Timeframe)
 _TIMEFRAME_CODES: dict[str, int] = {value: k for k, value in enumerate(_TIMEFRAME_VALUES)}
 
@@ -92,19 +94,17 @@ def _merge(parts: Sequence[Packed], rows: Sequence[np.ndarray], n: int) -> Chunk
     """The children's answers as one chunk's analysis: ``parts[k]`` answers the bars at
     ``rows[k]`` (ascending) of ``n``."""
     if not parts:
-        return ChunkAnalysis((), np.empty((n, 0)), [()] * n)
+        return ChunkAnalysis.of((), np.empty((n, 0)))
     names = parts[0][0]
     values = np.empty((n, len(names)))
-    detections: list[tuple[Detection, ...]] = [()] * n
-    for (part_names, part_values, part_detections), at in zip(parts, rows, strict=True):
+    for (part_names, part_values, _), at in zip(parts, rows, strict=True):
         if part_names != names:
             raise TickStockError(f"analysis processes answered different columns: {names} "
                                  f"and {part_names}")
         values[at] = part_values
-        for i, found in zip(cast(list[int], at.tolist()), part_detections, strict=True):
-            if found:  # most bars complete no pattern
-                detections[i] = found
-    return ChunkAnalysis.of(names, values, detections)
+    found = FoundRows.concat(parts[0][2].names, [part[2].moved(at)
+                                                 for part, at in zip(parts, rows, strict=True)])
+    return ChunkAnalysis.of(names, values, found)
 
 
 class ParallelLiveEngine:

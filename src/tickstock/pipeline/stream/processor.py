@@ -43,7 +43,12 @@ from tickstock.pipeline.stream.bars import (
     LiveEvent,
 )
 from tickstock.pipeline.stream.daily_context import DailyTrends
-from tickstock.pipeline.stream.engine import BarAnalysis, ChunkAnalysis, Detection, LiveEngine
+from tickstock.pipeline.stream.engine import (
+    BarAnalysis,
+    ChunkAnalysis,
+    LiveEngine,
+    detection_events,
+)
 from tickstock.pipeline.stream.metrics import StageTimer, StreamStats
 from tickstock.pipeline.stream.rollup import DERIVED, Rollup
 from tickstock.pipeline.stream.sessions import SessionLookup
@@ -248,9 +253,7 @@ class LiveProcessor:
         if self.keep_analyses:
             for bar, kept in zip(closed, analysis.bars(), strict=True):
                 self.kept[(bar.symbol, bar.timeframe, bar.start)] = kept
-        detections = [_detected(bar, d)
-                      for bar, found in zip(closed, analysis.detections, strict=True)
-                      if found for d in found]  # most bars complete no pattern
+        detections = detection_events(closed, analysis.found)
         alerts = self.alerts.check_chunk(closed, analysis)
         return detections, alerts, FinalBars(closed, analysis.names, analysis.values)
 
@@ -304,8 +307,3 @@ def _valid(bar: LiveBar) -> bool:
     prices = (bar.open, bar.high, bar.low, bar.close)
     return all(isfinite(p) for p in prices) and isfinite(bar.volume) and bar.volume >= 0
 
-
-def _detected(bar: LiveBar, d: Detection) -> DetectionEvent:
-    return DetectionEvent(bar.symbol, bar.timeframe, bar.start, d.pattern, d.direction,
-                          d.confidence, d.strength, bar.close, d.levels, d.evidence,
-                          d.daily_agrees)
