@@ -170,10 +170,9 @@ class LiveProcessor:
         outcome = BatchOutcome()
         with timer("roll_up"):
             accepted = self._accept(minutes)
-            closed: list[LiveBar] = []
-            for minute in accepted:
-                closed.append(minute)
-                closed.extend(self.rollup.add(minute))
+            # the minutes, then the derived bars they close (a symbol's of a timeframe oldest
+            # first): one array pass over the burst instead of a call per minute
+            closed: list[LiveBar] = [*accepted, *self.rollup.add_many(accepted)]
             if flush_before is not None:
                 closed.extend(self.rollup.flush(flush_before, skip=hold))
         outcome.minutes, outcome.closed = len(accepted), closed
