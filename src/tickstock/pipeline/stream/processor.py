@@ -28,7 +28,9 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from math import isfinite
+from operator import attrgetter
 from typing import Protocol
 
 from tickstock.contracts.common import Timeframe
@@ -59,6 +61,7 @@ LIVE_TIMEFRAMES: tuple[Timeframe, ...] = (Timeframe.MIN1, *DERIVED)
 #: Closed bars analysed and published at a time: a burst's events start flowing after the first
 #: chunk, and a parallel engine analyses the next chunk while this process publishes one.
 ANALYSIS_CHUNK = 1000
+_start = attrgetter("start")
 
 
 class BarWriter(Protocol):
@@ -140,10 +143,10 @@ class LiveProcessor:
         """Rebuild the forming derived bars from each symbol's stored minutes of its still-open
         buckets (after a restart). A bucket they complete — its bar may not have been stored
         before a crash — is stored again (an upsert: harmless when it was) and returned."""
-        restored: list[LiveBar] = []
-        for minutes in current_minutes.values():
-            for minute in minutes:
-                restored.extend(self.rollup.add(minute))
+        # every symbol's minutes by start time (each symbol's stay in order): the whole
+        # universe's minutes of one start time roll up in one array pass
+        ordered = sorted(chain.from_iterable(current_minutes.values()), key=_start)
+        restored = self.rollup.add_many(ordered)
         if restored:
             self.writer.upsert(restored)
         return restored
@@ -228,8 +231,9 @@ class LiveProcessor:
 
     def _accept(self, minutes: Iterable[LiveBar]) -> list[LiveBar]:
         accepted = []
-        for bar in sorted(minutes, key=lambda b: b.start):
-            if self.sessions.session_of(bar.start) is None:
+        session_of, last_minute = self.sessions.session_of, self.last_minute
+        for bar in sorted(minutes, key=_start):
+            if session_of(bar.start) is None:
                 self.stats.on_outside_session()
                 continue
             if not _valid(bar):
@@ -238,11 +242,11 @@ class LiveProcessor:
                                bar.symbol, bar.start.isoformat(), bar.open, bar.high, bar.low,
                                bar.close, bar.volume)
                 continue
-            last = self.last_minute.get(bar.symbol)
+            last = last_minute.get(bar.symbol)
             if last is not None and bar.start <= last:
                 self.stats.on_duplicate()
                 continue
-            self.last_minute[bar.symbol] = bar.start
+            last_minute[bar.symbol] = bar.start
             accepted.append(bar)
         return accepted
 
@@ -303,6 +307,7 @@ def _add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
 
 
 def _valid(bar: LiveBar) -> bool:
-    prices = (bar.open, bar.high, bar.low, bar.close)
-    return all(isfinite(p) for p in prices) and isfinite(bar.volume) and bar.volume >= 0
+    # every minute of a burst passes here: spelt out, not a generator
+    return (isfinite(bar.open) and isfinite(bar.high) and isfinite(bar.low)
+            and isfinite(bar.close) and isfinite(bar.volume) and bar.volume >= 0)
 
