@@ -178,3 +178,29 @@ def test_update_many_across_the_universe_equals_batch(daily_universe: dict[str, 
         assert list(map(key, snap.detections)) == want(snap.symbol, i)
     with pytest.raises(DataValidationError, match="one forming bar"):
         engine.peek_many([daily_universe["AAPL"].bar(5), daily_universe["AAPL"].bar(6)])
+
+
+def test_a_forgotten_state_gives_its_row_to_the_next_and_re_warms_to_batch(
+        daily_universe: dict[str, Bars]) -> None:
+    symbols = sorted(daily_universe)[:6]
+    engine = Engine()
+    for s in symbols[:4]:
+        engine.warm_up(daily_universe[s].slice(0, 200))
+    assert engine.slots == 4
+    engine.forget(symbols[1], "day")
+    engine.forget(symbols[1], "day")  # twice: nothing more to free
+    engine.forget("NOSUCH", "day")
+    assert engine.slots == 3 and engine.last_ts(symbols[1], "day") is None
+    for s in symbols[4:]:  # the first takes the freed row, the second a new one
+        engine.warm_up(daily_universe[s].slice(0, 200))
+    assert engine.slots == 5
+    engine.warm_up(daily_universe[symbols[1]].slice(0, 200))  # re-warmed: a row of its own
+    assert engine.slots == 6
+    # every state, the re-warmed and the one in a reused row among them, answers as batch
+    step = [daily_universe[s].bar(200) for s in symbols]
+    for s, snap in zip(symbols, engine.update_many(step), strict=True):
+        expected = batch.compute(daily_universe[s].slice(0, 201))
+        for name, value in snap.values.items():
+            assert np.array_equal(value, expected.values[name][200], equal_nan=True), (s, name)
+        assert list(map(key, snap.detections)) == [
+            key(d) for d in expected.detections if d.ts_ns == int(daily_universe[s].ts[200])]

@@ -249,7 +249,8 @@ class Engine:
         columns = iter(range(len(talib_specs)))
         self._cell_of = [next(columns) if is_talib else None for is_talib in talib_specs]
         self._handles = np.zeros((16, sum(talib_specs) + len(self._ps.candles)), dtype=np.uint64)
-        self._free_slot = 0
+        self._free_slot = 0  # the first row never used
+        self._freed: list[int] = []  # rows of forgotten states, used again first
         for cell in SymbolState(self.plan, self._ps, "", "").cells:
             cell.function.prepare()
 
@@ -266,6 +267,8 @@ class Engine:
         old = self._states.get(key)
         if old is not None:
             state.slot = old.slot
+        elif self._freed:
+            state.slot = self._freed.pop()
         else:
             if self._free_slot == self._handles.shape[0]:
                 self._handles = np.concatenate((self._handles, np.zeros_like(self._handles)))
@@ -421,8 +424,17 @@ class Engine:
         return None if state is None else state.last_ts
 
     def forget(self, symbol: str, timeframe: str) -> None:
-        """Drop a symbol's state (delisted, or to re-warm it)."""
-        self._states.pop((symbol, timeframe), None)
+        """Drop a symbol's state (delisted, or to re-warm it); its row of the handle table
+        goes to the next new state (its handles close with its cells)."""
+        state = self._states.pop((symbol, timeframe), None)
+        if state is not None:
+            self._handles[state.slot] = 0
+            self._freed.append(state.slot)
+
+    @property
+    def slots(self) -> int:
+        """Rows of the handle table in use or held for a state (forgotten ones are reused)."""
+        return self._free_slot - len(self._freed)
 
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
