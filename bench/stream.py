@@ -227,11 +227,10 @@ def _history(played: list[Any]) -> list[LiveBar]:
     rollup = Rollup(SessionLookup(nyse()))
     bars: list[LiveBar] = []
     for frame in played:
-        for b in frame.bars():
-            minute = LiveBar(b.symbol, Timeframe.MIN1, b.start, b.start + MINUTE, b.open, b.high,
-                             b.low, b.close, b.volume, b.vwap, b.trades)
-            bars.append(minute)
-            bars.extend(rollup.add(minute))
+        minutes = [LiveBar(b.symbol, Timeframe.MIN1, b.start, b.start + MINUTE, b.open, b.high,
+                           b.low, b.close, b.volume, b.vwap, b.trades) for b in frame.bars()]
+        bars.extend(minutes)
+        bars.extend(rollup.add_many(minutes))
     return bars
 
 

@@ -133,9 +133,11 @@ class ChunkAnalysis:
 
     def bar(self, i: int) -> BarAnalysis:
         """Bar ``i``'s analysis (its defined values only)."""
+        i = range(len(self))[i]  # a negative index counts from the end; out of range raises
         row = cast(list[float], self.values[i].tolist())
+        mine = self.found.take(np.flatnonzero(self.found.rows == i))
         return BarAnalysis({k: v for k, v in zip(self.names, row, strict=True) if not isnan(v)},
-                           self.detections[i])
+                           tuple(map(detection_of, mine.fields())))
 
     def bars(self) -> list[BarAnalysis]:
         """Every bar's analysis, in order."""
