@@ -160,8 +160,9 @@ class FoundRows:
         rows = np.concatenate([p.rows for p in parts])
         joined = FoundRows(names, rows, Found.concat([p.found for p in parts]), Scores(
             *(np.concatenate([getattr(p.scores, f.name) for p in parts]) for f in fields(Scores))))
-        order = np.argsort(rows, kind="stable")
-        return joined if bool((np.diff(rows) >= 0).all()) else joined.take(order)
+        if bool((np.diff(rows) >= 0).all()):
+            return joined
+        return joined.take(np.argsort(rows, kind="stable"))
 
 
 @dataclass(frozen=True)

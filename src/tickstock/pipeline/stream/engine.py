@@ -41,7 +41,7 @@ class Detection:
     daily_agrees: bool | None = None
 
     def __reduce__(self) -> tuple[type[Detection], tuple[object, ...]]:
-        # pickled as its fields in order (analysis processes answer with hundreds a chunk):
+        # pickled as its fields in order (a peek's answer crosses an analysis process's pipe):
         # a quarter of the time of the dataclass's own state to pickle, half to unpickle
         return (Detection, (self.pattern, self.direction, self.confidence, self.strength,
                             self.levels, self.evidence, self.daily_agrees))
