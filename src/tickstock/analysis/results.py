@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from itertools import compress
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,24 +95,31 @@ DetectionFields = tuple[str, str, float, float, dict[str, float], dict[str, floa
 
 
 def detection_fields(names: tuple[str, ...], found: Found, scores: Scores) -> list[DetectionFields]:
-    """Each row of ``found`` / ``scores`` as a ``Detection``'s fields after its bar's (each
-    column read once); ``names`` indexes ``found.pattern``."""
-    f = {name: getattr(found, name).tolist() for name in ("pattern", "direction", "strength",
-                                                         "metric", "level", "high", "low")}
-    s = {name: getattr(scores, name).tolist() for name in ("confidence", "trend_score",
-                                                          "volume_score", "trend_atr", "rvol",
-                                                          "stop", "daily_agrees")}
-    return [
-        (names[f["pattern"][i]], DIRECTIONS[f["direction"][i]], f["strength"][i],
-         s["confidence"][i],
-         _finite({"level": f["level"][i], "stop": s["stop"][i], "high": f["high"][i],
-                  "low": f["low"][i]}),
-         _finite({"strength": f["strength"][i], "trend": s["trend_score"][i],
-                  "volume": s["volume_score"][i], "trend_atr": s["trend_atr"][i],
-                  "rvol": s["rvol"][i], "metric": f["metric"][i]}),
-         None if s["daily_agrees"][i] < 0 else bool(s["daily_agrees"][i]))
-        for i in range(len(found))
-    ]
+    """Each row of ``found`` / ``scores`` as a ``Detection``'s fields after its bar's (a
+    column at a time: the live stream makes thousands a burst); ``names`` indexes
+    ``found.pattern``."""
+    levels = _finite_dicts(("level", "stop", "high", "low"),
+                           (found.level, scores.stop, found.high, found.low))
+    evidence = _finite_dicts(
+        ("strength", "trend", "volume", "trend_atr", "rvol", "metric"),
+        (found.strength, scores.trend_score, scores.volume_score, scores.trend_atr, scores.rvol,
+         found.metric))
+    return list(zip(
+        map(names.__getitem__, found.pattern.tolist()),
+        map(DIRECTIONS.__getitem__, found.direction.tolist()),
+        found.strength.tolist(), scores.confidence.tolist(), levels, evidence,
+        [None if a < 0 else bool(a) for a in scores.daily_agrees.tolist()], strict=True))
+
+
+def _finite_dicts(keys: tuple[str, ...], columns: tuple[FloatArray, ...]) -> list[dict[str, float]]:
+    """Row ``i`` of ``columns`` as a dict by ``keys``, its NaN values left out."""
+    values = np.column_stack(columns)
+    rows = cast(list[list[float]], values.tolist())
+    finite = ~np.isnan(values)
+    if finite.all():
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+    return [dict(zip(compress(keys, mask), compress(row, mask), strict=True))
+            for row, mask in zip(rows, cast(list[list[bool]], finite.tolist()), strict=True)]
 
 
 def detection_rows(names: tuple[str, ...], found: Found, scores: Scores, *, symbols: list[str],
