@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import cast
 
 import numpy as np
@@ -51,6 +52,7 @@ class AlertConfig:
 #: above (and a surge), -1 below; the value is the bar's RSI, its VWAP or its window's mean
 #: volume.
 _Hit = tuple[int, int, int, float]
+_SYMBOL, _TIMEFRAME = attrgetter("symbol"), attrgetter("timeframe")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +178,10 @@ class AlertRules:
     def _slots_of(self, bars: Sequence[LiveBar]) -> tuple[np.ndarray, np.ndarray | None]:
         """Each bar's slot, and how many earlier bars of the chunk share it (``None`` when no
         pair repeats: a burst's usual case)."""
-        slots = [self._slot(b.symbol, b.timeframe) for b in bars]
+        keys = list(zip(map(_SYMBOL, bars), map(_TIMEFRAME, bars), strict=True))
+        known = list(map(self._slots.get, keys))  # every pair's but a new one's
+        slots = cast(list[int], known) if None not in known else [
+            self._slot(*key) if slot is None else slot for slot, key in zip(known, keys, strict=True)]
         array = np.array(slots, dtype=np.intp)
         if len(set(slots)) == len(slots):
             return array, None

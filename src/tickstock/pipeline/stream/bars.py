@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
 from typing import ClassVar, cast
 
 import numpy as np
@@ -21,6 +23,7 @@ from tickstock.core.timeutil import from_epoch_ms
 from tickstock.market.bars import BarFrame, datetime_to_ns
 
 MINUTE = timedelta(minutes=1)
+_TIMEFRAME, _START = attrgetter("timeframe"), attrgetter("start")
 
 
 @dataclass(slots=True)
@@ -92,13 +95,15 @@ class FinalBars:
     def groups(self) -> list[list[int]]:
         """The positions of the bars of each timeframe and start time, the groups in the order
         of their first bars."""
+        # a chunk's bars come in long runs of one key (a burst's minutes, then its 5-minute
+        # bars, ...): grouped a run at a time, the bars read by attrgetter, not a loop a bar
         groups: dict[tuple[Timeframe, datetime], list[int]] = {}
-        for i, bar in enumerate(self.bars):
-            key = (bar.timeframe, bar.start)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = []
-            group.append(i)
+        at = 0
+        for key, run in groupby(zip(map(_TIMEFRAME, self.bars), map(_START, self.bars),
+                                    strict=True)):
+            n = len(list(run))
+            groups.setdefault(key, []).extend(range(at, at + n))
+            at += n
         return list(groups.values())
 
     def models(self) -> list[BarLive]:
