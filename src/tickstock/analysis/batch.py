@@ -31,7 +31,6 @@ from tickstock.analysis.patterns.detect import (
     detect_frame,
     pattern_set,
     recent_candle_hits,
-    take_scores,
 )
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_SPECS
@@ -137,7 +136,7 @@ def _chunk(
     for k, bars in enumerate(histories):
         rows = slice(bounds[k], bounds[k + 1])
         own = replace(found.take(rows), index=local[rows])
-        det = Detections(bars.symbol, bars.timeframe, ps.names, ts[rows], own, take_scores(scores, rows))
+        det = Detections(bars.symbol, bars.timeframe, ps.names, ts[rows], own, scores.take(rows))
         results.append(Result(bars, values[k], det))
     return results
 

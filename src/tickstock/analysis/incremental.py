@@ -52,7 +52,7 @@ from tickstock.analysis.bars import (
 from tickstock.analysis.batch import base_columns, compute_with_plan
 from tickstock.analysis.kernels.talib_kernel import TalibCell, TalibKernel, TalibStream, update_cells
 from tickstock.analysis.patterns.candles import CANDLE_INPUTS
-from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, pattern_set, take_scores
+from tickstock.analysis.patterns.detect import Frame, PatternSet, detect_frame, pattern_set
 from tickstock.analysis.patterns.found import CandleHits
 from tickstock.analysis.plan import Plan, plan
 from tickstock.analysis.registry import DEFAULT_SPECS
@@ -410,7 +410,7 @@ class Engine:
             rows = slice(int(bounds[k] - counts[k]), int(bounds[k]))
             own = found.take(rows)
             ts = np.full(len(own), bar.ts, dtype=np.int64)
-            det = Detections(bar.symbol, bar.timeframe, self._ps.names, ts, own, take_scores(scores, rows))
+            det = Detections(bar.symbol, bar.timeframe, self._ps.names, ts, own, scores.take(rows))
             snaps[k] = Snapshot(bar.symbol, bar.timeframe, bar.ts, advanced[k][0], tuple(det))
         if commit:
             for bar, state, segment in zip(bars, states, segments, strict=True):

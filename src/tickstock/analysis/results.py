@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
 from typing import cast
@@ -71,16 +71,15 @@ class Detections:
     def row(self, i: int) -> Detection:
         i = range(len(self))[i]  # a negative index counts from the end; out of range raises
         one = slice(i, i + 1)
-        scores = Scores(*(getattr(self.scores, f.name)[one] for f in fields(Scores)))
-        return detection_rows(self.names, self.found.take(one), scores, symbols=[self.symbol],
-                              timeframes=[self.timeframe], ts=[int(self.ts[i])])[0]
+        return detection_rows(self.names, self.found.take(one), self.scores.take(one),
+                              symbols=[self.symbol], timeframes=[self.timeframe],
+                              ts=[int(self.ts[i])])[0]
 
     def rows(self, keep: NDArray[np.bool_] | None = None) -> list[Detection]:
         """Every detection as a ``Detection`` (those where ``keep`` is true)."""
         found, scores, ts = self.found, self.scores, self.ts
         if keep is not None:
-            found, ts = found.take(keep), ts[keep]
-            scores = Scores(*(getattr(scores, f.name)[keep] for f in fields(Scores)))
+            found, scores, ts = found.take(keep), scores.take(keep), ts[keep]
         n = len(found)
         return detection_rows(self.names, found, scores, symbols=[self.symbol] * n,
                               timeframes=[self.timeframe] * n, ts=ts.tolist())
@@ -151,7 +150,7 @@ class FoundRows:
 
     def take(self, keep: IntArray | NDArray[np.bool_]) -> FoundRows:
         return FoundRows(self.names, self.rows[keep], self.found.take(keep),
-                         Scores(*(getattr(self.scores, f.name)[keep] for f in fields(Scores))))
+                         self.scores.take(keep))
 
     def moved(self, rows: IntArray) -> FoundRows:
         """The same detections on other bars: ``rows[k]`` for the bar ``self.rows[k]``."""
@@ -167,8 +166,8 @@ class FoundRows:
         if any(p.names != names for p in parts):
             raise ValueError("detections of different pattern sets cannot be joined")
         rows = np.concatenate([p.rows for p in parts])
-        joined = FoundRows(names, rows, Found.concat([p.found for p in parts]), Scores(
-            *(np.concatenate([getattr(p.scores, f.name) for p in parts]) for f in fields(Scores))))
+        joined = FoundRows(names, rows, Found.concat([p.found for p in parts]),
+                           Scores.concat([p.scores for p in parts]))
         if bool((np.diff(rows) >= 0).all()):
             return joined
         return joined.take(np.argsort(rows, kind="stable"))
@@ -207,7 +206,7 @@ class Result:
         keep = self.detections.found.index >= start
         found = self.detections.found.take(keep)
         d = self.detections
-        scores = Scores(*(getattr(d.scores, name)[keep] for name in Scores.__dataclass_fields__))
+        scores = d.scores.take(keep)
         shifted = Found(**{**found.__dict__, "index": found.index - start})
         return Result(
             self.bars.slice(start),

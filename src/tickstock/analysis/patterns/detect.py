@@ -12,7 +12,7 @@ newest row. One function, one answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -152,9 +152,3 @@ def detect_frame(
     return Found(*out[:8]), Scores(*out[8:])
 
 
-def take_scores(scores: Scores, rows: slice | NDArray[np.int64]) -> Scores:
-    """The scores of ``rows`` (aligned with ``Found.take`` of the same rows)."""
-    return Scores(*(getattr(scores, name)[rows] for name in _SCORE_FIELDS))
-
-
-_SCORE_FIELDS = tuple(f.name for f in fields(Scores))

@@ -25,7 +25,7 @@ code (``assemble``), so batch and incremental confidences are equal to the last 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,7 +60,19 @@ class Scores:
     #: 1 agrees with the daily trend, 0 disagrees, -1 unknown.
     daily_agrees: NDArray[np.int8]
 
+    def take(self, rows: slice | NDArray[np.int64] | NDArray[np.bool_]) -> Scores:
+        """The scores of ``rows`` (aligned with ``Found.take`` of the same rows)."""
+        return Scores(*(getattr(self, name)[rows] for name in _FIELDS))
 
+    @staticmethod
+    def concat(parts: list[Scores]) -> Scores:
+        """``parts`` one after another (aligned with ``Found.concat`` of their rows)."""
+        if not parts:
+            return NO_SCORES
+        return Scores(*(np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS))
+
+
+_FIELDS = tuple(f.name for f in fields(Scores))
 _NONE = np.zeros(0, dtype=np.float64)
 #: The scores of no detection.
 NO_SCORES = Scores(_NONE, _NONE, _NONE, _NONE, _NONE, _NONE, np.zeros(0, dtype=np.int8))
