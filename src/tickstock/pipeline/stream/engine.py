@@ -40,12 +40,6 @@ class Detection:
     evidence: dict[str, float] = field(default_factory=dict)
     daily_agrees: bool | None = None
 
-    def __reduce__(self) -> tuple[type[Detection], tuple[object, ...]]:
-        # pickled as its fields in order (a peek's answer crosses an analysis process's pipe):
-        # a quarter of the time of the dataclass's own state to pickle, half to unpickle
-        return (Detection, (self.pattern, self.direction, self.confidence, self.strength,
-                            self.levels, self.evidence, self.daily_agrees))
-
 
 @dataclass(frozen=True, slots=True)
 class BarAnalysis:
