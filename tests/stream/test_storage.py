@@ -153,3 +153,15 @@ def test_an_invalid_bar_fails_the_whole_batch(pool: ConnectionPool, db_dsn: str,
     # the pooled connection is usable afterwards
     BarStore(pool).upsert([_bar("MSFT", Timeframe.MIN1, 0, 200.0)])
     assert len(_stored(db_dsn)) == 2
+
+
+def test_bars_expected_to_be_stored_are_upserted_without_a_copy_first(
+        pool: ConnectionPool, db_dsn: str) -> None:
+    stored = _bar("AAPL", Timeframe.MIN5, 0, 180.0)
+    store = BarStore(pool)
+    store.upsert([stored])
+    assert not _took_upsert_path(pool)
+    again = [_bar("AAPL", Timeframe.MIN5, 0, 181.0), _bar("MSFT", Timeframe.MIN5, 0, 410.0)]
+    assert store.upsert(again, fresh=False) == {"5min": 2}
+    assert _took_upsert_path(pool)
+    assert _stored(db_dsn) == _sorted([_row(b) for b in again])

@@ -65,7 +65,8 @@ _start = attrgetter("start")
 
 
 class BarWriter(Protocol):
-    def upsert(self, bars: Sequence[LiveBar]) -> dict[str, int]: ...
+    def upsert(self, bars: Sequence[LiveBar], *, fresh: bool = True) -> dict[str, int]:
+        """Store ``bars``; ``fresh`` false: some may be stored already."""
 
 
 class EventSink(Protocol):
@@ -148,7 +149,7 @@ class LiveProcessor:
         ordered = sorted(chain.from_iterable(current_minutes.values()), key=_start)
         restored = self.rollup.add_many(ordered)
         if restored:
-            self.writer.upsert(restored)
+            self.writer.upsert(restored, fresh=False)
         return restored
 
     def warm_state(self, history: dict[Timeframe, dict[str, list[LiveBar]]]) -> None:

@@ -52,26 +52,35 @@ class BarStore:
         self.pool = pool
         self.source = source
 
-    def upsert(self, bars: Sequence[LiveBar]) -> dict[str, int]:
+    def upsert(self, bars: Sequence[LiveBar], *, fresh: bool = True) -> dict[str, int]:
         """Store ``bars`` (any symbols and timeframes) in one transaction; counts by timeframe.
 
         New bars -- the common case -- are COPYed straight into ``bars`` (the module docstring
         has the cost of each path); a batch holding any bar already stored, or a key twice, is
         upserted whole instead: an existing row takes the batch's values, and of one key given
-        twice the later bar wins.
+        twice the later bar wins. ``fresh`` false says the caller expects some to be stored
+        already (a restart storing again what it rebuilt): upserted at once, without a COPY
+        that would fail (and leave a unique-violation ERROR in PostgreSQL's log).
         """
         if not bars:
             return {}
         try:
             with self.pool.connection() as conn, conn.transaction():
-                try:
-                    with conn.transaction():  # a savepoint: the failed COPY leaves nothing
-                        self._copy(conn, "bars", bars)
-                except UniqueViolation:
+                if not (fresh and self._copied_new(conn, bars)):
                     self._upsert_through_temp(conn, bars)
         except Exception as exc:  # psycopg.Error, pool timeout
             raise StoreError(f"storing {len(bars)} live bars failed: {exc}") from exc
         return dict(Counter(b.timeframe.value for b in bars))
+
+    def _copied_new(self, conn: Connection[Any], bars: Sequence[LiveBar]) -> bool:
+        """COPY ``bars`` straight into ``bars``; False, with nothing stored, when one of them
+        is stored already (or a key repeats)."""
+        try:
+            with conn.transaction():  # a savepoint: the failed COPY leaves nothing
+                self._copy(conn, "bars", bars)
+        except UniqueViolation:
+            return False
+        return True
 
     def _upsert_through_temp(self, conn: Connection[Any], bars: Sequence[LiveBar]) -> None:
         # ON CONFLICT DO UPDATE may not touch one row twice in a statement, so one bar a key,
